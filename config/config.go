@@ -1,0 +1,330 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+)
+
+// Config is the validated configuration of one tenantry process.
+type Config struct {
+	Server   Server       `mapstructure:"server"`
+	Admin    Admin        `mapstructure:"admin"`
+	Database Database     `mapstructure:"database"`
+	Tenancy  Tenancy      `mapstructure:"tenancy"`
+	Tenants  []TenantSeed `mapstructure:"tenants"`
+	Log      Log          `mapstructure:"log"`
+	Web      Web          `mapstructure:"web"`
+}
+
+// Server configures the tenant-facing HTTP listeners.
+type Server struct {
+	// Listen holds every address served; each is served by the same handler.
+	Listen []string `mapstructure:"listen"`
+	// TrustedProxies lists the IPs or CIDRs whose X-Forwarded-Host and
+	// X-Forwarded-Proto headers are believed. Empty means none.
+	TrustedProxies    []string      `mapstructure:"trusted_proxies"`
+	ReadTimeout       time.Duration `mapstructure:"read_timeout"`
+	ReadHeaderTimeout time.Duration `mapstructure:"read_header_timeout"`
+	WriteTimeout      time.Duration `mapstructure:"write_timeout"`
+	IdleTimeout       time.Duration `mapstructure:"idle_timeout"`
+	// ShutdownTimeout bounds how long in-flight requests may run after a
+	// SIGINT or SIGTERM before the listeners are closed hard.
+	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
+	// MaxBodyBytes is the largest request body accepted (413 beyond it).
+	MaxBodyBytes int64 `mapstructure:"max_body_bytes"`
+}
+
+// Admin configures the operator API. It is never served on a tenant port.
+type Admin struct {
+	// Listen is the admin address; empty disables the admin API.
+	Listen string `mapstructure:"listen"`
+	// Token is the bearer token the admin API requires.
+	Token string `mapstructure:"token"`
+}
+
+// Database configures the connection pool.
+type Database struct {
+	Driver          string        `mapstructure:"driver"`
+	DSN             string        `mapstructure:"dsn"`
+	MaxOpenConns    int           `mapstructure:"max_open_conns"`
+	MaxIdleConns    int           `mapstructure:"max_idle_conns"`
+	ConnMaxLifetime time.Duration `mapstructure:"conn_max_lifetime"`
+}
+
+// Tenancy configures how tenants are kept apart and found.
+type Tenancy struct {
+	// Strategy is "schema" (a PostgreSQL schema per tenant) or "prefix"
+	// (tables named <schema>_<table>). Empty picks DefaultStrategy.
+	Strategy string `mapstructure:"strategy"`
+	// NegativeCacheTTL is how long an unknown host is remembered as unknown.
+	NegativeCacheTTL time.Duration `mapstructure:"negative_cache_ttl"`
+	// RefreshInterval is how often the whole catalog is reloaded into the
+	// resolver's cache, so changes made by other processes are seen.
+	RefreshInterval time.Duration `mapstructure:"refresh_interval"`
+}
+
+// TenantSeed is a tenant that start-up makes sure exists.
+type TenantSeed struct {
+	Name   string   `mapstructure:"name"`
+	Schema string   `mapstructure:"schema"`
+	Hosts  []string `mapstructure:"hosts"`
+}
+
+// Log configures the process logger.
+type Log struct {
+	Level  string `mapstructure:"level"`
+	Format string `mapstructure:"format"`
+}
+
+// Web configures the HTML interface.
+type Web struct {
+	// SessionKey signs flash cookies; a random key is used when empty.
+	SessionKey string `mapstructure:"session_key"`
+}
+
+// Drivers, strategies, log levels and formats accepted by Validate.
+var (
+	Drivers    = []string{"sqlite", "postgres"}
+	Strategies = []string{"schema", "prefix"}
+	LogLevels  = []string{"debug", "info", "warn", "error"}
+	LogFormats = []string{"text", "json"}
+)
+
+// Default returns the configuration used when no file, variable or flag
+// says otherwise: two tenants on :5000 and :8000 over an embedded SQLite file.
+func Default() Config {
+	return Config{
+		Server: Server{
+			Listen:            []string{":5000", ":8000"},
+			ReadTimeout:       15 * time.Second,
+			ReadHeaderTimeout: 5 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			ShutdownTimeout:   20 * time.Second,
+			MaxBodyBytes:      1 << 20,
+		},
+		Admin: Admin{Listen: "127.0.0.1:9000"},
+		Database: Database{
+			Driver:          "sqlite",
+			DSN:             "tenantry.db",
+			MaxOpenConns:    16,
+			MaxIdleConns:    16,
+			ConnMaxLifetime: 30 * time.Minute,
+		},
+		Tenancy: Tenancy{
+			Strategy:         "", // derived from the driver in Load
+			NegativeCacheTTL: 5 * time.Second,
+			RefreshInterval:  30 * time.Second,
+		},
+		Tenants: []TenantSeed{
+			{Name: "localhost1", Schema: "localhost1", Hosts: []string{"localhost:5000", "127.0.0.1:5000"}},
+			{Name: "localhost2", Schema: "localhost2", Hosts: []string{"localhost:8000", "127.0.0.1:8000"}},
+		},
+		Log: Log{Level: "info", Format: "text"},
+	}
+}
+
+// Flags registers the command-line flags that override configuration keys.
+func Flags(fs *pflag.FlagSet) {
+	fs.String("config", "", "path to a YAML config file (default ./config.yaml when present)")
+	fs.StringSlice("listen", nil, "server.listen: addresses to serve, e.g. :5000,:8000")
+	fs.String("db-driver", "", "database.driver: sqlite or postgres")
+	fs.String("db-dsn", "", "database.dsn: SQLite file or PostgreSQL URL")
+	fs.String("strategy", "", "tenancy.strategy: schema or prefix")
+	fs.String("log-level", "", "log.level: debug, info, warn or error")
+	fs.String("log-format", "", "log.format: text or json")
+	fs.String("admin-listen", "", "admin.listen: admin API address (empty disables it)")
+}
+
+var flagKeys = map[string]string{
+	"listen":       "server.listen",
+	"db-driver":    "database.driver",
+	"db-dsn":       "database.dsn",
+	"strategy":     "tenancy.strategy",
+	"log-level":    "log.level",
+	"log-format":   "log.format",
+	"admin-listen": "admin.listen",
+}
+
+// Load reads the configuration. fs may be nil; when it holds a "config"
+// flag that names a file, that file must exist.
+func Load(fs *pflag.FlagSet) (Config, error) {
+	v := viper.New()
+	setDefaults(v, Default())
+	v.SetEnvPrefix("TENANTRY")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+
+	path := os.Getenv("TENANTRY_CONFIG")
+	if fs != nil {
+		if f := fs.Lookup("config"); f != nil && f.Changed {
+			path = f.Value.String()
+		}
+		for flag, key := range flagKeys {
+			if f := fs.Lookup(flag); f != nil && f.Changed {
+				if err := v.BindPFlag(key, f); err != nil {
+					return Config{}, fmt.Errorf("config: bind --%s: %w", flag, err)
+				}
+			}
+		}
+	}
+	if path == "" {
+		if _, err := os.Stat("config.yaml"); err == nil {
+			path = "config.yaml"
+		}
+	}
+	if path != "" {
+		v.SetConfigFile(path)
+		v.SetConfigType("yaml")
+		if err := v.ReadInConfig(); err != nil {
+			return Config{}, fmt.Errorf("config: read %s: %w", path, err)
+		}
+	}
+
+	var c Config
+	if err := v.Unmarshal(&c); err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	if c.Tenancy.Strategy == "" {
+		c.Tenancy.Strategy = DefaultStrategy(c.Database.Driver)
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+func setDefaults(v *viper.Viper, d Config) {
+	v.SetDefault("server.listen", d.Server.Listen)
+	v.SetDefault("server.trusted_proxies", d.Server.TrustedProxies)
+	v.SetDefault("server.read_timeout", d.Server.ReadTimeout)
+	v.SetDefault("server.read_header_timeout", d.Server.ReadHeaderTimeout)
+	v.SetDefault("server.write_timeout", d.Server.WriteTimeout)
+	v.SetDefault("server.idle_timeout", d.Server.IdleTimeout)
+	v.SetDefault("server.shutdown_timeout", d.Server.ShutdownTimeout)
+	v.SetDefault("server.max_body_bytes", d.Server.MaxBodyBytes)
+	v.SetDefault("admin.listen", d.Admin.Listen)
+	v.SetDefault("admin.token", d.Admin.Token)
+	v.SetDefault("database.driver", d.Database.Driver)
+	v.SetDefault("database.dsn", d.Database.DSN)
+	v.SetDefault("database.max_open_conns", d.Database.MaxOpenConns)
+	v.SetDefault("database.max_idle_conns", d.Database.MaxIdleConns)
+	v.SetDefault("database.conn_max_lifetime", d.Database.ConnMaxLifetime)
+	v.SetDefault("tenancy.strategy", d.Tenancy.Strategy)
+	v.SetDefault("tenancy.negative_cache_ttl", d.Tenancy.NegativeCacheTTL)
+	v.SetDefault("tenancy.refresh_interval", d.Tenancy.RefreshInterval)
+	v.SetDefault("log.level", d.Log.Level)
+	v.SetDefault("log.format", d.Log.Format)
+	v.SetDefault("web.session_key", d.Web.SessionKey)
+	seeds := make([]map[string]any, 0, len(d.Tenants))
+	for _, s := range d.Tenants {
+		seeds = append(seeds, map[string]any{"name": s.Name, "schema": s.Schema, "hosts": s.Hosts})
+	}
+	v.SetDefault("tenants", seeds)
+}
+
+// Validate reports the first invalid value, naming its key and what is allowed.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(key string, val any, allowed string) {
+		errs = append(errs, fmt.Errorf("config: %s: %v is not allowed (allowed: %s)", key, val, allowed))
+	}
+	oneOf := func(key, val string, allowed []string) {
+		if !slices.Contains(allowed, val) {
+			bad(key, fmt.Sprintf("%q", val), strings.Join(allowed, ", "))
+		}
+	}
+	if len(c.Server.Listen) == 0 {
+		bad("server.listen", "[]", "one or more host:port addresses")
+	}
+	for _, a := range c.Server.Listen {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			bad("server.listen", fmt.Sprintf("%q", a), "host:port addresses such as :5000")
+		}
+	}
+	for _, p := range c.Server.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			if _, err := netip.ParseAddr(p); err != nil {
+				bad("server.trusted_proxies", fmt.Sprintf("%q", p), "IP addresses or CIDR prefixes")
+			}
+		}
+	}
+	for key, d := range map[string]time.Duration{
+		"server.read_timeout":        c.Server.ReadTimeout,
+		"server.read_header_timeout": c.Server.ReadHeaderTimeout,
+		"server.write_timeout":       c.Server.WriteTimeout,
+		"server.idle_timeout":        c.Server.IdleTimeout,
+		"server.shutdown_timeout":    c.Server.ShutdownTimeout,
+		"tenancy.negative_cache_ttl": c.Tenancy.NegativeCacheTTL,
+		"tenancy.refresh_interval":   c.Tenancy.RefreshInterval,
+	} {
+		if d <= 0 {
+			bad(key, d, "a positive duration such as 5s")
+		}
+	}
+	if c.Server.MaxBodyBytes <= 0 {
+		bad("server.max_body_bytes", c.Server.MaxBodyBytes, "a positive number of bytes")
+	}
+	if c.Admin.Listen != "" {
+		host, _, err := net.SplitHostPort(c.Admin.Listen)
+		switch {
+		case err != nil:
+			bad("admin.listen", fmt.Sprintf("%q", c.Admin.Listen), "a host:port address, or empty to disable")
+		case c.Admin.Token == "" && !isLoopback(host):
+			errs = append(errs, fmt.Errorf("config: admin.token: must be set when admin.listen (%q) is not a loopback address", c.Admin.Listen))
+		case slices.Contains(c.Server.Listen, c.Admin.Listen):
+			bad("admin.listen", fmt.Sprintf("%q", c.Admin.Listen), "an address that is not also in server.listen")
+		}
+	}
+	oneOf("database.driver", c.Database.Driver, Drivers)
+	if c.Database.DSN == "" {
+		bad("database.dsn", `""`, "a SQLite file name or a PostgreSQL URL")
+	}
+	if c.Database.MaxOpenConns < 1 {
+		bad("database.max_open_conns", c.Database.MaxOpenConns, "1 or more")
+	}
+	if c.Database.MaxIdleConns < 0 || c.Database.MaxIdleConns > c.Database.MaxOpenConns {
+		bad("database.max_idle_conns", c.Database.MaxIdleConns, "0 to database.max_open_conns")
+	}
+	oneOf("tenancy.strategy", c.Tenancy.Strategy, Strategies)
+	if c.Tenancy.Strategy == "schema" && c.Database.Driver != "postgres" {
+		bad("tenancy.strategy", `"schema"`, `"prefix" when database.driver is "sqlite"`)
+	}
+	for i, t := range c.Tenants {
+		if t.Name == "" {
+			bad(fmt.Sprintf("tenants[%d].name", i), `""`, "a non-empty name")
+		}
+		if len(t.Hosts) == 0 {
+			bad(fmt.Sprintf("tenants[%d].hosts", i), "[]", "one or more host[:port] names")
+		}
+	}
+	oneOf("log.level", c.Log.Level, LogLevels)
+	oneOf("log.format", c.Log.Format, LogFormats)
+	return errors.Join(errs...)
+}
+
+// DefaultStrategy is the tenancy strategy used when none is configured:
+// a schema per tenant on PostgreSQL, prefixed tables elsewhere.
+func DefaultStrategy(driver string) string {
+	if driver == "postgres" {
+		return "schema"
+	}
+	return "prefix"
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}

@@ -1,0 +1,39 @@
+package handlers
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"tenantry/tenants"
+)
+
+// tenantView is what a tenant may see about itself.
+type tenantView struct {
+	Name   string   `json:"name"`
+	Schema string   `json:"schema"`
+	Hosts  []string `json:"hosts"`
+}
+
+func (s *Server) handleTenantShow(c *gin.Context) {
+	t, _ := tenants.FromContext(c.Request.Context())
+	s.writeJSON(c, http.StatusOK, tenantView{Name: t.Name, Schema: t.Schema, Hosts: t.HostNames()})
+}
+
+func (s *Server) handleHealth(c *gin.Context) {
+	s.writeJSON(c, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) handleReady(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.Ready(ctx); err != nil {
+		s.Log.WarnContext(ctx, "not ready", "err", err)
+		s.writeProblem(c, Problem{Type: problemBase + "not-ready", Title: "Not ready", Status: http.StatusServiceUnavailable,
+			Detail: "The database does not answer."})
+		return
+	}
+	s.writeJSON(c, http.StatusOK, map[string]string{"status": "ready"})
+}

@@ -1,0 +1,83 @@
+package handlers
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"tenantry/tenants"
+)
+
+// Deps are everything the handlers need, passed in explicitly.
+type Deps struct {
+	Log      *slog.Logger
+	Scope    *tenants.Scope
+	Tenants  *tenants.Middleware
+	Ready    func(ctx context.Context) error
+	MaxBody  int64
+}
+
+// Server holds the handlers' dependencies.
+type Server struct {
+	Deps
+}
+
+// New returns the handler served on every tenant listener.
+func New(d Deps) http.Handler {
+	gin.SetMode(gin.ReleaseMode)
+	s := &Server{Deps: d}
+	e := gin.New()
+	// Gin trusts every proxy by default; the tenant middleware decides
+	// about forwarding headers itself, from server.trusted_proxies.
+	_ = e.SetTrustedProxies(nil)
+	e.HandleMethodNotAllowed = true
+	e.Use(s.recover, s.accessLog, s.limitBody)
+	s.routes(e)
+	return e
+}
+
+// recover turns a panic into a logged 500 problem instead of a dropped
+// connection.
+func (s *Server) recover(c *gin.Context) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.Log.ErrorContext(c.Request.Context(), "panic", "panic", v, "path", c.Request.URL.Path)
+			if !c.Writer.Written() {
+				s.writeProblem(c, problemInternal())
+			}
+			c.Abort()
+		}
+	}()
+	c.Next()
+}
+
+func (s *Server) accessLog(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	attrs := []any{
+		"method", c.Request.Method, "path", c.Request.URL.Path, "host", c.Request.Host,
+		"status", c.Writer.Status(), "duration_ms", time.Since(start).Milliseconds(),
+	}
+	if t, ok := tenants.FromContext(c.Request.Context()); ok {
+		attrs = append(attrs, "tenant", t.Name)
+	}
+	s.Log.DebugContext(c.Request.Context(), "request", attrs...)
+}
+
+// limitBody refuses bodies over MaxBody: at once when Content-Length says
+// so, and while reading otherwise.
+func (s *Server) limitBody(c *gin.Context) {
+	if c.Request.ContentLength > s.MaxBody {
+		s.respondError(c, errTooLarge)
+		c.Abort()
+		return
+	}
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.MaxBody)
+	c.Next()
+}

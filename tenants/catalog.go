@@ -1,0 +1,394 @@
+package tenants
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"time"
+
+	"gorm.io/gorm"
+
+	"tenantry/migrations"
+)
+
+// Catalog reads and changes the tenant catalog and provisions tenants'
+// storage. It is the single implementation behind the CLI, start-up seeding
+// and the admin API.
+type Catalog struct {
+	db      *gorm.DB
+	layout  Layout
+	log     *slog.Logger
+	changed func(ctx context.Context)
+}
+
+// NewCatalog returns a catalog over db, which must have a Scope installed.
+func NewCatalog(db *gorm.DB, layout Layout, log *slog.Logger) *Catalog {
+	return &Catalog{db: db, layout: layout, log: log, changed: func(context.Context) {}}
+}
+
+// OnChange registers fn to run after every committed catalog change, e.g.
+// to invalidate a resolver's cache or notify other processes.
+func (c *Catalog) OnChange(fn func(ctx context.Context)) { c.changed = fn }
+
+// Spec describes a tenant to create or ensure.
+type Spec struct {
+	Name   string
+	Schema string // derived from Name when empty
+	Hosts  []string
+}
+
+// Bootstrap applies the shared migrations that build the catalog itself.
+func (c *Catalog) Bootstrap(ctx context.Context) error {
+	return c.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := c.lock(ctx, tx, "tenantry:shared"); err != nil {
+			return err
+		}
+		if c.layout.Dialect == migrations.Postgres && c.layout.Strategy == StrategyPrefix {
+			if err := tx.Exec("CREATE SCHEMA IF NOT EXISTS " + migrations.Quote(PrefixSchema)).Error; err != nil {
+				return fmt.Errorf("create %s: %w", PrefixSchema, err)
+			}
+		}
+		if _, err := migrations.Shared().Apply(ctx, tx, c.layout.SharedTarget()); err != nil {
+			return fmt.Errorf("shared migrations: %w", err)
+		}
+		return nil
+	})
+}
+
+// lock takes a transaction-scoped advisory lock on PostgreSQL. SQLite
+// serialises writers itself.
+func (c *Catalog) lock(ctx context.Context, tx *gorm.DB, key string) error {
+	if c.layout.Dialect != migrations.Postgres {
+		return nil
+	}
+	if err := tx.WithContext(ctx).Exec("SELECT pg_advisory_xact_lock(hashtext(?))", key).Error; err != nil {
+		return fmt.Errorf("advisory lock %s: %w", key, err)
+	}
+	return nil
+}
+
+// List returns every tenant with its hosts, ordered by name.
+func (c *Catalog) List(ctx context.Context) ([]Tenant, error) {
+	var ts []Tenant
+	if err := c.db.WithContext(ctx).Order("name").Find(&ts).Error; err != nil {
+		return nil, fmt.Errorf("list tenants: %w", err)
+	}
+	var hosts []TenantHost
+	if err := c.db.WithContext(ctx).Order("host").Find(&hosts).Error; err != nil {
+		return nil, fmt.Errorf("list hosts: %w", err)
+	}
+	byID := make(map[uint64]*Tenant, len(ts))
+	for i := range ts {
+		byID[ts[i].ID] = &ts[i]
+	}
+	for _, h := range hosts {
+		if t := byID[h.TenantID]; t != nil {
+			t.Hosts = append(t.Hosts, h)
+		}
+	}
+	return ts, nil
+}
+
+// Get returns the tenant called name, with its hosts, or ErrNotFound.
+func (c *Catalog) Get(ctx context.Context, name string) (*Tenant, error) {
+	return c.get(ctx, c.db, name)
+}
+
+func (c *Catalog) get(ctx context.Context, db *gorm.DB, name string) (*Tenant, error) {
+	var t Tenant
+	err := db.WithContext(ctx).Where("name = ?", name).Take(&t).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, fmt.Errorf("%w: %q", ErrNotFound, name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get tenant %q: %w", name, err)
+	}
+	if err := db.WithContext(ctx).Where("tenant_id = ?", t.ID).Order("host").Find(&t.Hosts).Error; err != nil {
+		return nil, fmt.Errorf("get hosts of %q: %w", name, err)
+	}
+	return &t, nil
+}
+
+// ByHost returns the tenant answering on a normalized host, or ErrUnknownHost.
+func (c *Catalog) ByHost(ctx context.Context, host string) (*Tenant, error) {
+	var h TenantHost
+	err := c.db.WithContext(ctx).Where("host = ?", host).Take(&h).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownHost, host)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up host %s: %w", host, err)
+	}
+	var t Tenant
+	if err := c.db.WithContext(ctx).Where("id = ?", h.TenantID).Take(&t).Error; err != nil {
+		return nil, fmt.Errorf("look up tenant of host %s: %w", host, err)
+	}
+	if err := c.db.WithContext(ctx).Where("tenant_id = ?", t.ID).Order("host").Find(&t.Hosts).Error; err != nil {
+		return nil, fmt.Errorf("get hosts of %q: %w", t.Name, err)
+	}
+	return &t, nil
+}
+
+func (c *Catalog) normalize(s Spec) (Spec, error) {
+	if s.Schema == "" {
+		s.Schema = SchemaFromName(s.Name)
+	}
+	if err := ValidateName(s.Name); err != nil {
+		return s, err
+	}
+	if err := c.layout.ValidateSchema(s.Schema); err != nil {
+		return s, err
+	}
+	hosts := make([]string, 0, len(s.Hosts))
+	for _, h := range s.Hosts {
+		n, err := NormalizeHost(h, false)
+		if err != nil {
+			return s, err
+		}
+		if !slices.Contains(hosts, n) {
+			hosts = append(hosts, n)
+		}
+	}
+	s.Hosts = hosts
+	return s, nil
+}
+
+// Create provisions a new tenant: its schema or tables, every tenant
+// migration and its catalog rows, in one transaction. A tenant of the same
+// name is ErrExists.
+func (c *Catalog) Create(ctx context.Context, s Spec) (*Tenant, error) {
+	return c.provision(ctx, s, false)
+}
+
+// Ensure makes sure the tenant exists as specified: created when missing,
+// migrated and given any missing hosts when present. Safe to run from
+// several processes at once.
+func (c *Catalog) Ensure(ctx context.Context, s Spec) (*Tenant, error) {
+	return c.provision(ctx, s, true)
+}
+
+func (c *Catalog) provision(ctx context.Context, s Spec, ensure bool) (*Tenant, error) {
+	s, err := c.normalize(s)
+	if err != nil {
+		return nil, err
+	}
+	var out *Tenant
+	err = c.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := c.lock(ctx, tx, "tenantry:tenant:"+s.Schema); err != nil {
+			return err
+		}
+		t, err := c.get(ctx, tx, s.Name)
+		switch {
+		case err == nil && !ensure:
+			return fmt.Errorf("%w: %q", ErrExists, s.Name)
+		case err == nil && t.Schema != s.Schema:
+			return fmt.Errorf("%w: %q uses schema %q, not %q", ErrExists, s.Name, t.Schema, s.Schema)
+		case errors.Is(err, ErrNotFound):
+			t, err = c.create(ctx, tx, s)
+			if err != nil {
+				return err
+			}
+		case err != nil:
+			return err
+		default:
+			if err := c.migrate(ctx, tx, t); err != nil {
+				return err
+			}
+		}
+		for _, h := range s.Hosts {
+			if err := c.addHost(ctx, tx, t, h); err != nil {
+				return err
+			}
+		}
+		out, err = c.get(ctx, tx, s.Name)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("provision tenant %q: %w", s.Name, err)
+	}
+	c.changed(ctx)
+	return out, nil
+}
+
+func (c *Catalog) create(ctx context.Context, tx *gorm.DB, s Spec) (*Tenant, error) {
+	var n int64
+	if err := tx.WithContext(ctx).Model(&Tenant{}).Where("schema = ?", s.Schema).Count(&n).Error; err != nil {
+		return nil, fmt.Errorf("check schema: %w", err)
+	}
+	if n > 0 {
+		return nil, fmt.Errorf("%w: schema %q is used by another tenant", ErrExists, s.Schema)
+	}
+	if c.layout.Strategy == StrategySchema {
+		if err := tx.WithContext(ctx).Exec("CREATE SCHEMA " + migrations.Quote(s.Schema)).Error; err != nil {
+			return nil, fmt.Errorf("create schema %q: %w", s.Schema, err)
+		}
+	}
+	t := &Tenant{Name: s.Name, Schema: s.Schema, Status: StatusActive}
+	if err := c.migrate(ctx, tx, t); err != nil {
+		return nil, err
+	}
+	if err := tx.WithContext(ctx).Create(t).Error; err != nil {
+		return nil, fmt.Errorf("insert tenant: %w", err)
+	}
+	c.log.InfoContext(ctx, "tenant created", "tenant", t.Name, "schema", t.Schema)
+	return t, nil
+}
+
+// migrate applies the pending tenant migrations to t inside tx and records
+// the resulting version on t (and in the catalog when t is stored).
+func (c *Catalog) migrate(ctx context.Context, tx *gorm.DB, t *Tenant) error {
+	applied, err := migrations.Tenant().Apply(ctx, tx, c.layout.TenantTarget(t.Schema))
+	if err != nil {
+		return fmt.Errorf("migrate %q: %w", t.Name, err)
+	}
+	t.SchemaVersion = migrations.Tenant().Latest()
+	if t.ID != 0 && len(applied) > 0 {
+		err := tx.WithContext(ctx).Model(&Tenant{}).Where("id = ?", t.ID).
+			Updates(map[string]any{"schema_version": t.SchemaVersion, "updated_at": time.Now()}).Error
+		if err != nil {
+			return fmt.Errorf("record version of %q: %w", t.Name, err)
+		}
+	}
+	return nil
+}
+
+func (c *Catalog) addHost(ctx context.Context, tx *gorm.DB, t *Tenant, host string) error {
+	var h TenantHost
+	err := tx.WithContext(ctx).Where("host = ?", host).Take(&h).Error
+	switch {
+	case err == nil && h.TenantID == t.ID:
+		return nil
+	case err == nil:
+		return fmt.Errorf("%w: %s", ErrHostTaken, host)
+	case !errors.Is(err, gorm.ErrRecordNotFound):
+		return fmt.Errorf("check host %s: %w", host, err)
+	}
+	if err := tx.WithContext(ctx).Create(&TenantHost{Host: host, TenantID: t.ID}).Error; err != nil {
+		if errors.Is(err, gorm.ErrDuplicatedKey) {
+			return fmt.Errorf("%w: %s", ErrHostTaken, host)
+		}
+		return fmt.Errorf("add host %s: %w", host, err)
+	}
+	return nil
+}
+
+// AddHost makes the tenant answer on host too.
+func (c *Catalog) AddHost(ctx context.Context, name, host string) (*Tenant, error) {
+	n, err := NormalizeHost(host, false)
+	if err != nil {
+		return nil, err
+	}
+	var out *Tenant
+	err = c.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		t, err := c.get(ctx, tx, name)
+		if err != nil {
+			return err
+		}
+		if err := c.addHost(ctx, tx, t, n); err != nil {
+			return err
+		}
+		out, err = c.get(ctx, tx, name)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.changed(ctx)
+	return out, nil
+}
+
+// RemoveHost stops the tenant answering on host.
+func (c *Catalog) RemoveHost(ctx context.Context, name, host string) error {
+	n, err := NormalizeHost(host, false)
+	if err != nil {
+		return err
+	}
+	t, err := c.Get(ctx, name)
+	if err != nil {
+		return err
+	}
+	res := c.db.WithContext(ctx).Where("host = ? AND tenant_id = ?", n, t.ID).Delete(&TenantHost{})
+	if res.Error != nil {
+		return fmt.Errorf("remove host %s: %w", n, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return fmt.Errorf("%w: host %s of %q", ErrNotFound, n, name)
+	}
+	c.changed(ctx)
+	return nil
+}
+
+// SetStatus suspends or resumes a tenant.
+func (c *Catalog) SetStatus(ctx context.Context, name string, st Status) (*Tenant, error) {
+	if st != StatusActive && st != StatusSuspended {
+		return nil, fmt.Errorf("%w: status %q", ErrInvalidName, st)
+	}
+	res := c.db.WithContext(ctx).Model(&Tenant{}).Where("name = ?", name).
+		Updates(map[string]any{"status": st, "updated_at": time.Now()})
+	if res.Error != nil {
+		return nil, fmt.Errorf("set status of %q: %w", name, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return nil, fmt.Errorf("%w: %q", ErrNotFound, name)
+	}
+	c.changed(ctx)
+	return c.Get(ctx, name)
+}
+
+// Remove deletes a tenant's catalog rows. Its data is dropped when
+// dropData is set and otherwise kept under an archive name
+// (archived_<schema>_<time> for a schema, archived_<time>_<id>_<table>
+// for prefixed tables), so the schema name can be used again.
+func (c *Catalog) Remove(ctx context.Context, name string, dropData bool) (archivedAs string, err error) {
+	err = c.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		t, err := c.get(ctx, tx, name)
+		if err != nil {
+			return err
+		}
+		if err := c.lock(ctx, tx, "tenantry:tenant:"+t.Schema); err != nil {
+			return err
+		}
+		if err := tx.WithContext(ctx).Where("tenant_id = ?", t.ID).Delete(&TenantHost{}).Error; err != nil {
+			return fmt.Errorf("delete hosts: %w", err)
+		}
+		if err := tx.WithContext(ctx).Where("id = ?", t.ID).Delete(&Tenant{}).Error; err != nil {
+			return fmt.Errorf("delete tenant: %w", err)
+		}
+		archivedAs, err = c.dispose(ctx, tx, t, dropData)
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("remove tenant %q: %w", name, err)
+	}
+	c.changed(ctx)
+	return archivedAs, nil
+}
+
+func (c *Catalog) dispose(ctx context.Context, tx *gorm.DB, t *Tenant, dropData bool) (string, error) {
+	stamp := time.Now().UTC().Format("20060102150405")
+	exec := func(q string) error { return tx.WithContext(ctx).Exec(q).Error }
+	if c.layout.Strategy == StrategySchema {
+		if dropData {
+			return "", exec("DROP SCHEMA " + migrations.Quote(t.Schema) + " CASCADE")
+		}
+		archived := "archived_" + t.Schema[:min(len(t.Schema), 39)] + "_" + stamp
+		return archived, exec("ALTER SCHEMA " + migrations.Quote(t.Schema) + " RENAME TO " + migrations.Quote(archived))
+	}
+	archivedPrefix := "archived_" + stamp + "_" + strconv.FormatUint(t.ID, 10)
+	for _, table := range migrations.Tenant().Tables() {
+		q := "DROP TABLE IF EXISTS " + migrations.Quote(c.layout.Table(t.Schema, table))
+		if !dropData {
+			q = "ALTER TABLE " + migrations.Quote(c.layout.Table(t.Schema, table)) + " RENAME TO " + migrations.Quote(archivedPrefix+"_"+table)
+		}
+		if err := exec(q); err != nil {
+			return "", fmt.Errorf("dispose of table %s: %w", table, err)
+		}
+	}
+	if dropData {
+		return "", nil
+	}
+	return archivedPrefix + "_*", nil
+}

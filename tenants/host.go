@@ -1,0 +1,100 @@
+package tenants
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// NormalizeHost returns the canonical form of a Host header value: lower
+// case, no trailing dot on the name, no port when it is the scheme's
+// default (80 for http, 443 for https), any other port kept. IPv6 literals
+// keep their brackets. Anything that is not a plain host[:port] is
+// ErrMalformedHost: a normalized host is exactly what the catalog stores,
+// so two spellings of one host can never map to two tenants.
+func NormalizeHost(raw string, https bool) (string, error) {
+	if raw == "" || len(raw) > 300 {
+		return "", fmt.Errorf("%w: %q", ErrMalformedHost, raw)
+	}
+	host, port, err := splitHostPort(strings.ToLower(raw))
+	if err != nil {
+		return "", fmt.Errorf("%w: %q: %v", ErrMalformedHost, raw, err)
+	}
+	if strings.HasPrefix(host, "[") {
+		addr, err := netip.ParseAddr(host[1 : len(host)-1])
+		if err != nil || !addr.Is6() || addr.Zone() != "" {
+			return "", fmt.Errorf("%w: %q: bad IPv6 literal", ErrMalformedHost, raw)
+		}
+		host = "[" + addr.String() + "]"
+	} else {
+		host = strings.TrimSuffix(host, ".")
+		if !validHostname(host) {
+			return "", fmt.Errorf("%w: %q: bad host name", ErrMalformedHost, raw)
+		}
+	}
+	if port == "" || (port == "80" && !https) || (port == "443" && https) {
+		return host, nil
+	}
+	return host + ":" + port, nil
+}
+
+// splitHostPort splits host[:port] where host may be a bracketed IPv6 literal.
+func splitHostPort(s string) (host, port string, err error) {
+	if strings.HasPrefix(s, "[") {
+		end := strings.IndexByte(s, ']')
+		if end < 0 {
+			return "", "", fmt.Errorf("missing ]")
+		}
+		host, rest := s[:end+1], s[end+1:]
+		if rest == "" {
+			return host, "", nil
+		}
+		if rest[0] != ':' {
+			return "", "", fmt.Errorf("junk after ]")
+		}
+		port, err := checkPort(rest[1:])
+		return host, port, err
+	}
+	i := strings.LastIndexByte(s, ':')
+	if i < 0 {
+		return s, "", nil
+	}
+	if strings.IndexByte(s[:i], ':') >= 0 {
+		return "", "", fmt.Errorf("IPv6 literal without brackets")
+	}
+	port, err = checkPort(s[i+1:])
+	return s[:i], port, err
+}
+
+func checkPort(p string) (string, error) {
+	if p == "" || len(p) > 5 {
+		return "", fmt.Errorf("bad port")
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil || n < 1 || n > 65535 || p[0] == '+' || p[0] == '-' {
+		return "", fmt.Errorf("bad port")
+	}
+	return strconv.Itoa(n), nil
+}
+
+// validHostname accepts DNS names and dotted IPv4 addresses: labels of
+// 1–63 letters, digits and inner hyphens (underscores allowed, as some
+// internal names use them), 253 characters at most.
+func validHostname(h string) bool {
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}

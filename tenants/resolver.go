@@ -1,0 +1,140 @@
+package tenants
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+)
+
+// Lookup finds the tenant answering on a normalized host; *Catalog is one.
+type Lookup interface {
+	ByHost(ctx context.Context, host string) (*Tenant, error)
+	List(ctx context.Context) ([]Tenant, error)
+}
+
+// Resolver maps normalized hosts to tenants through an in-memory cache. A
+// steady-state request costs no catalog query; concurrent misses for one
+// host share one query; unknown hosts are remembered for a short time so a
+// flood of made-up hosts cannot become a flood of queries.
+type Resolver struct {
+	lookup      Lookup
+	negativeTTL time.Duration
+	now         func() time.Time
+	group       singleflight.Group
+
+	mu      sync.RWMutex
+	known   map[string]*Tenant
+	unknown map[string]time.Time // host → when to forget it
+	gen     uint64               // bumped by Invalidate and Refresh
+}
+
+// NewResolver returns an empty resolver over lookup.
+func NewResolver(lookup Lookup, negativeTTL time.Duration) *Resolver {
+	return &Resolver{
+		lookup:      lookup,
+		negativeTTL: negativeTTL,
+		now:         time.Now,
+		known:       map[string]*Tenant{},
+		unknown:     map[string]time.Time{},
+	}
+}
+
+// maxUnknown bounds the negative cache; past it, entries are dropped
+// wholesale, which at worst costs one query per host again.
+const maxUnknown = 100_000
+
+// Resolve returns the tenant for a normalized host, ErrUnknownHost, or a
+// catalog error. The returned *Tenant is shared: do not modify it.
+func (r *Resolver) Resolve(ctx context.Context, host string) (*Tenant, error) {
+	r.mu.RLock()
+	t, ok := r.known[host]
+	until, neg := r.unknown[host]
+	gen := r.gen
+	r.mu.RUnlock()
+	if ok {
+		return t, nil
+	}
+	if neg && r.now().Before(until) {
+		return nil, ErrUnknownHost
+	}
+
+	v, err, _ := r.group.Do(host, func() (any, error) {
+		// The query must not die with the one request that started it:
+		// others are waiting on the same result.
+		ctx := context.WithoutCancel(ctx)
+		t, err := r.lookup.ByHost(ctx, host)
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if r.gen != gen {
+			// The catalog changed while we asked: don't cache a stale answer.
+			return t, err
+		}
+		switch {
+		case err == nil:
+			r.known[host] = t
+			delete(r.unknown, host)
+		case errors.Is(err, ErrUnknownHost):
+			if len(r.unknown) >= maxUnknown {
+				r.unknown = map[string]time.Time{}
+			}
+			r.unknown[host] = r.now().Add(r.negativeTTL)
+		}
+		return t, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*Tenant), nil
+}
+
+// Invalidate forgets everything cached; the next request per host asks
+// the catalog again.
+func (r *Resolver) Invalidate() {
+	r.mu.Lock()
+	r.known = map[string]*Tenant{}
+	r.unknown = map[string]time.Time{}
+	r.gen++
+	r.mu.Unlock()
+}
+
+// Refresh reloads the whole catalog into the cache with one query, so
+// changes made by other processes are seen within the refresh interval.
+func (r *Resolver) Refresh(ctx context.Context) error {
+	ts, err := r.lookup.List(ctx)
+	if err != nil {
+		return err
+	}
+	known := make(map[string]*Tenant, len(ts)*2)
+	for i := range ts {
+		t := &ts[i]
+		for _, h := range t.Hosts {
+			known[h.Host] = t
+		}
+	}
+	r.mu.Lock()
+	r.known = known
+	r.unknown = map[string]time.Time{}
+	r.gen++
+	r.mu.Unlock()
+	return nil
+}
+
+// Run refreshes the cache every interval until ctx ends, logging failures
+// through onErr and keeping the last good cache.
+func (r *Resolver) Run(ctx context.Context, interval time.Duration, onErr func(error)) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if err := r.Refresh(ctx); err != nil && ctx.Err() == nil {
+				onErr(err)
+			}
+		}
+	}
+}
