@@ -1,0 +1,232 @@
+// Package testenv gives tests real databases and real running servers.
+//
+// Postgres creates a fresh PostgreSQL database for the calling test and
+// drops it when the test ends; SQLite gives a file in the test's temporary
+// directory. Start runs the whole service, as main does, on two real
+// loopback listeners with one tenant each. Nothing here mocks a database.
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver for creating test databases
+
+	"tenantry/app"
+	"tenantry/config"
+)
+
+// DefaultDSN is the server the tests use unless TENANTRY_TEST_DSN says otherwise.
+const DefaultDSN = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+
+// Drivers are the databases every end-to-end test runs on.
+var Drivers = []string{"sqlite", "postgres"}
+
+// AdminDSN is the DSN tests connect to in order to create databases.
+func AdminDSN() string {
+	if dsn := os.Getenv("TENANTRY_TEST_DSN"); dsn != "" {
+		return dsn
+	}
+	return DefaultDSN
+}
+
+// Postgres creates an empty database for t and drops it afterwards.
+func Postgres(t testing.TB) config.Database {
+	t.Helper()
+	admin, err := sql.Open("pgx", AdminDSN())
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	t.Cleanup(func() { _ = admin.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := admin.PingContext(ctx); err != nil {
+		t.Fatalf("testenv: PostgreSQL is not reachable at %s: %v\n"+
+			"Start it (pg_ctlcluster --skip-systemctl-redirect 15 main start) or point the tests at one with\n"+
+			"  TENANTRY_TEST_DSN='postgres://USER@HOST:PORT/postgres?sslmode=disable' go test ./...", AdminDSN(), err)
+	}
+	name := "tenantry_test_" + randomHex(6)
+	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("testenv: create database %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("testenv: drop database %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(AdminDSN())
+	if err != nil {
+		t.Fatalf("testenv: TENANTRY_TEST_DSN: %v", err)
+	}
+	u.Path = "/" + name
+	d := config.Default().Database
+	d.Driver, d.DSN = "postgres", u.String()
+	return d
+}
+
+// SQLite returns a database file in t's temporary directory.
+func SQLite(t testing.TB) config.Database {
+	t.Helper()
+	d := config.Default().Database
+	d.Driver, d.DSN = "sqlite", filepath.Join(t.TempDir(), "tenantry.db")
+	return d
+}
+
+// Database returns a fresh database of the named driver.
+func Database(t testing.TB, driver string) config.Database {
+	t.Helper()
+	switch driver {
+	case "postgres":
+		return Postgres(t)
+	case "sqlite":
+		return SQLite(t)
+	}
+	t.Fatalf("testenv: unknown driver %q", driver)
+	return config.Database{}
+}
+
+// Config returns a valid configuration over db with no tenants, no
+// listeners and no admin API; tests fill in what they need.
+func Config(db config.Database) config.Config {
+	c := config.Default()
+	c.Database = db
+	c.Tenancy.Strategy = config.DefaultStrategy(db.Driver)
+	c.Tenants = nil
+	c.Admin.Listen = ""
+	c.Server.ShutdownTimeout = 5 * time.Second
+	return c
+}
+
+// Logger returns a logger that writes to t's log only when -v is set or the
+// test fails, keeping expected error logs out of passing runs.
+func Logger(t testing.TB) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// Env is a running service with two tenants on two real listeners.
+type Env struct {
+	App *app.App
+	// URL1 and URL2 are http://127.0.0.1:PORT of tenants "tenant1" and
+	// "tenant2"; each tenant also answers on localhost:PORT.
+	URL1, URL2 string
+	// Addr1 and Addr2 are the listeners' host:port.
+	Addr1, Addr2 string
+}
+
+// Option changes the configuration Start uses.
+type Option func(*config.Config)
+
+// Start runs the service on driver's fresh database, as main does, and
+// stops it when t ends.
+func Start(t testing.TB, driver string, opts ...Option) *Env {
+	t.Helper()
+	var lns []net.Listener
+	for range 2 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("testenv: listen: %v", err)
+		}
+		lns = append(lns, ln)
+	}
+	a1, a2 := lns[0].Addr().String(), lns[1].Addr().String()
+	p1, p2 := a1[strings.LastIndexByte(a1, ':')+1:], a2[strings.LastIndexByte(a2, ':')+1:]
+	cfg := Config(Database(t, driver))
+	cfg.Server.Listen = []string{a1, a2}
+	cfg.Tenants = []config.TenantSeed{
+		{Name: "tenant1", Schema: "tenant1", Hosts: []string{"127.0.0.1:" + p1, "localhost:" + p1}},
+		{Name: "tenant2", Schema: "tenant2", Hosts: []string{"127.0.0.1:" + p2, "localhost:" + p2}},
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := app.Open(ctx, cfg, Logger(t))
+	if err != nil {
+		cancel()
+		t.Fatalf("testenv: open: %v", err)
+	}
+	if err := a.Seed(ctx); err != nil {
+		cancel()
+		t.Fatalf("testenv: seed: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Serve(ctx, lns) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("testenv: serve: %v", err)
+		}
+		_ = a.Close()
+	})
+	env := &Env{App: a, URL1: "http://" + a1, URL2: "http://" + a2, Addr1: a1, Addr2: a2}
+	waitHealthy(t, env.URL1+"/healthz")
+	return env
+}
+
+func waitHealthy(t testing.TB, url string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(url)
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("testenv: %s not healthy within 10s", url)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// RequireTool skips the test when a tool is missing locally, and fails it
+// under CI=true, where a skip would hide a missing install step.
+func RequireTool(t testing.TB, name string, found bool) {
+	t.Helper()
+	if found {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s is required under CI=true but was not found; .ci/run must install it", name)
+	}
+	t.Skipf("%s not installed; skipping (this fails under CI=true)", name)
+}
+
+// Unique returns a string unique to this run, for emails and names.
+func Unique(prefix string) string { return fmt.Sprintf("%s-%s", prefix, randomHex(4)) }
