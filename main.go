@@ -6,7 +6,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -134,20 +133,13 @@ func serve(cmd *cobra.Command, stderr io.Writer) error {
 }
 
 func migrateAll(ctx context.Context, a *app.App, out io.Writer) error {
-	ts, err := a.Catalog.List(ctx)
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, t := range ts {
-		if _, err := a.Catalog.Ensure(ctx, tenants.Spec{Name: t.Name, Schema: t.Schema}); err != nil {
-			errs = append(errs, err)
-			fmt.Fprintf(out, "FAILED %s: %v\n", t.Name, err)
-			continue
+	rep, err := a.Catalog.Migrate(ctx, tenants.MigrateOptions{Progress: func(p tenants.Progress) {
+		if p.Err != nil {
+			fmt.Fprintf(out, "FAILED %s: %v\n", p.Tenant, p.Err)
 		}
-		fmt.Fprintf(out, "ok %s\n", t.Name)
-	}
-	return errors.Join(errs...)
+	}})
+	fmt.Fprintf(out, "%d tenants: %d migrated, %d failed\n", rep.Total, rep.Migrated, rep.Failed)
+	return err
 }
 
 func tenantsCommand(stderr io.Writer) *cobra.Command {
