@@ -102,7 +102,7 @@ func TestIsolationUnderConcurrency(t *testing.T) {
 			for _, name := range names {
 				var total, foreign int64
 				table := migrations.Quote(layout.Table(name, "users"))
-				if err := env.App.DB.Raw("SELECT count(*) FROM "+table).Scan(&total).Error; err != nil {
+				if err := env.App.DB.Raw("SELECT count(*) FROM " + table).Scan(&total).Error; err != nil {
 					t.Fatal(err)
 				}
 				if err := env.App.DB.Raw("SELECT count(*) FROM "+table+" WHERE name <> ?", name).Scan(&foreign).Error; err != nil {
