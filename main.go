@@ -111,7 +111,7 @@ func withApp(cmd *cobra.Command, stderr io.Writer, fn func(ctx context.Context, 
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
-	a, err := app.Open(cmd.Context(), cfg, log)
+	a, err := app.Open(cmd.Context(), cfg, log, app.WithOpenAPI(openAPI))
 	if err != nil {
 		return err
 	}

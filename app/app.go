@@ -32,14 +32,30 @@ type App struct {
 	Handler  http.Handler
 }
 
+// Option supplies what Open needs besides the configuration.
+type Option func(*options)
+
+type options struct {
+	openAPI []byte
+}
+
+// WithOpenAPI makes every tenant host serve spec at GET /openapi.yaml.
+func WithOpenAPI(spec []byte) Option {
+	return func(o *options) { o.openAPI = spec }
+}
+
 // Open connects to the database, installs the tenant scope and brings the
 // shared catalog up to date. It does not seed or serve.
-func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error) {
+func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Option) (*App, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	db, dialect, err := database.Open(ctx, cfg.Database, log)
 	if err != nil {
 		return nil, err
 	}
-	a, err := build(ctx, cfg, log, db, dialect)
+	a, err := build(ctx, cfg, log, db, dialect, o)
 	if err != nil {
 		_ = database.Close(db)
 		return nil, err
@@ -47,7 +63,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 	return a, nil
 }
 
-func build(ctx context.Context, cfg config.Config, log *slog.Logger, db *gorm.DB, dialect migrations.Dialect) (*App, error) {
+func build(ctx context.Context, cfg config.Config, log *slog.Logger, db *gorm.DB, dialect migrations.Dialect, o options) (*App, error) {
 	layout, err := tenants.NewLayout(tenants.Strategy(cfg.Tenancy.Strategy), dialect)
 	if err != nil {
 		return nil, err
@@ -76,6 +92,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, db *gorm.DB
 		Tenants: mw,
 		Ready:   sqlDB.PingContext,
 		MaxBody: cfg.Server.MaxBodyBytes,
+		OpenAPI: o.openAPI,
 	})
 	return &App{Config: cfg, Log: log, DB: db, Catalog: catalog, Resolver: resolver, Handler: h}, nil
 }

@@ -9,6 +9,7 @@ func (s *Server) routes(e *gin.Engine) {
 	e.GET("/readyz", s.handleReady)
 
 	t := e.Group("/", s.Tenants.Handler(s.respondError))
+	t.GET("/openapi.yaml", s.handleOpenAPI)
 	t.GET("/api/tenant", s.handleTenantShow)
 	t.GET("/api/users", s.handleUserList)
 	t.POST("/api/users", s.handleUserCreate)

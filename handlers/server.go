@@ -13,11 +13,14 @@ import (
 
 // Deps are everything the handlers need, passed in explicitly.
 type Deps struct {
-	Log      *slog.Logger
-	Scope    *tenants.Scope
-	Tenants  *tenants.Middleware
-	Ready    func(ctx context.Context) error
-	MaxBody  int64
+	Log     *slog.Logger
+	Scope   *tenants.Scope
+	Tenants *tenants.Middleware
+	Ready   func(ctx context.Context) error
+	MaxBody int64
+	// OpenAPI is the OpenAPI document served at GET /openapi.yaml on every
+	// tenant host; when empty that path answers 404.
+	OpenAPI []byte
 }
 
 // Server holds the handlers' dependencies.

@@ -168,7 +168,7 @@ func Start(t testing.TB, driver string, opts ...Option) *Env {
 		t.Fatalf("testenv: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.Open(ctx, cfg, Logger(t))
+	a, err := app.Open(ctx, cfg, Logger(t), app.WithOpenAPI(OpenAPI(t)))
 	if err != nil {
 		cancel()
 		t.Fatalf("testenv: open: %v", err)
@@ -226,6 +226,37 @@ func RequireTool(t testing.TB, name string, found bool) {
 		t.Fatalf("%s is required under CI=true but was not found; .ci/run must install it", name)
 	}
 	t.Skipf("%s not installed; skipping (this fails under CI=true)", name)
+}
+
+// ModuleRoot returns the directory holding go.mod, found by walking up from
+// the working directory (a test's package directory).
+func ModuleRoot(t testing.TB) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatalf("testenv: no go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// OpenAPI returns openapi.yaml from the module root: the document that main
+// embeds, so the services that Start runs serve exactly what the binary does.
+func OpenAPI(t testing.TB) []byte {
+	t.Helper()
+	spec, err := os.ReadFile(filepath.Join(ModuleRoot(t), "openapi.yaml"))
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	return spec
 }
 
 // Unique returns a string unique to this run, for emails and names.
