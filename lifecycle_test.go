@@ -1,0 +1,162 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// lifecycleBinary builds the tenantry binary once per test.
+func lifecycleBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "tenantry")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
+}
+
+// TestInvalidConfigStopsStartup: a bad value is an error naming the key and
+// the allowed values, with a non-zero exit, before anything listens.
+func TestInvalidConfigStopsStartup(t *testing.T) {
+	bin := lifecycleBinary(t)
+	for _, tc := range []struct {
+		env  string
+		args []string
+		want string
+	}{
+		{"TENANTRY_DATABASE_DRIVER=mysql", nil, "database.driver"},
+		{"", []string{"--strategy", "rows"}, "tenancy.strategy"},
+		{"TENANTRY_LOG_LEVEL=chatty", nil, "allowed: debug, info, warn, error"},
+	} {
+		cmd := exec.Command(bin, tc.args...)
+		cmd.Dir = t.TempDir()
+		cmd.Env = append(os.Environ(), tc.env)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() == 0 {
+			t.Errorf("%s %v: err = %v, want a non-zero exit", tc.env, tc.args, err)
+		}
+		if !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("%s %v: stderr %q does not name %q", tc.env, tc.args, stderr.String(), tc.want)
+		}
+	}
+}
+
+// TestGracefulShutdown sends SIGTERM while a request is half sent: the
+// request must still be served and acknowledged, the process must exit 0,
+// and the acknowledged write must be there after a restart.
+func TestGracefulShutdown(t *testing.T) {
+	bin := lifecycleBinary(t)
+	dir := t.TempDir()
+	p1, p2 := freePort(t), freePort(t)
+	cfg := fmt.Sprintf(`server:
+  listen: ["127.0.0.1:%s", "127.0.0.1:%s"]
+  shutdown_timeout: 10s
+admin:
+  listen: ""
+database:
+  driver: sqlite
+  dsn: %s
+tenants:
+  - {name: one, schema: one, hosts: ["127.0.0.1:%s"]}
+  - {name: two, schema: two, hosts: ["127.0.0.1:%s"]}
+`, p1, p2, filepath.Join(dir, "t.db"), p1, p2)
+	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start := func() (*exec.Cmd, *bytes.Buffer) {
+		cmd := exec.Command(bin, "serve", "--config", filepath.Join(dir, "config.yaml"))
+		var logs bytes.Buffer
+		cmd.Stderr = &logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waitUp(t, "http://127.0.0.1:"+p1+"/healthz")
+		return cmd, &logs
+	}
+	cmd, logs := start()
+
+	body := `{"name":"Late","email":"late@example.com"}`
+	conn, err := net.Dial("tcp", "127.0.0.1:"+p1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /api/users HTTP/1.1\r\nHost: 127.0.0.1:%s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", p1, len(body), body[:10])
+	time.Sleep(200 * time.Millisecond) // let the server start reading the request
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // shutdown has begun; the request is in flight
+	if _, err := conn.Write([]byte(body[10:])); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("in-flight request: %v\nlogs:\n%s", err, logs)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Errorf("in-flight request: status %d, want 201", resp.StatusCode)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("exit after SIGTERM: %v, want 0\nlogs:\n%s", err, logs)
+	}
+	if _, err := http.Get("http://127.0.0.1:" + p1 + "/healthz"); err == nil {
+		t.Errorf("still accepting connections after exit")
+	}
+
+	cmd, _ = start()
+	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://127.0.0.1:"+p1+"/api/users/1", nil)
+	r, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if r.StatusCode != http.StatusOK {
+		t.Errorf("acknowledged user after restart: status %d, want 200", r.StatusCode)
+	}
+}
+
+func waitUp(t *testing.T, url string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if r, err := http.Get(url); err == nil {
+			r.Body.Close()
+			if r.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s not up within 20s", url)
+}
