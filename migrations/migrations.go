@@ -89,14 +89,18 @@ func Tenant() Set { return tenant }
 var fileName = regexp.MustCompile(`^(\d{4})_([a-z0-9_]+)\.(postgres|sqlite)\.sql$`)
 
 func mustLoad(dir string) Set {
-	s, err := load(files, dir)
+	s, err := Load(files, dir)
 	if err != nil {
 		panic(err)
 	}
 	return s
 }
 
-func load(fsys fs.FS, dir string) (Set, error) {
+// Load reads a set from the files of dir in fsys, named
+// NNNN_name.<postgres|sqlite>.sql. Every version must exist in both
+// dialects and versions must run 1, 2, 3… without gaps. The embedded sets
+// are loaded with it; tests use it to build sets of their own.
+func Load(fsys fs.FS, dir string) (Set, error) {
 	entries, err := fs.ReadDir(fsys, dir)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", dir, err)
@@ -136,6 +140,27 @@ func load(fsys fs.FS, dir string) (Set, error) {
 		}
 	}
 	return set, nil
+}
+
+var migrationName = regexp.MustCompile(`^[a-z0-9_]+$`)
+
+// Append returns a copy of s with one more migration, numbered after s's
+// last, whose SQL is given per dialect (both are required). It lets a
+// caller extend the embedded set, e.g. a test adding a column or a
+// deliberately failing step; s itself is not changed.
+func (s Set) Append(name string, sql map[Dialect]string) (Set, error) {
+	if !migrationName.MatchString(name) {
+		return nil, fmt.Errorf("migration name %q must match %s", name, migrationName)
+	}
+	m := Migration{Version: s.Latest() + 1, Name: name, sql: map[Dialect]string{}}
+	for _, d := range []Dialect{Postgres, SQLite} {
+		src, ok := sql[d]
+		if !ok {
+			return nil, fmt.Errorf("migration %04d_%s must exist for both postgres and sqlite", m.Version, name)
+		}
+		m.sql[d] = src
+	}
+	return append(s[:len(s):len(s)], m), nil
 }
 
 // Quote quotes a possibly schema-qualified identifier.
@@ -288,15 +313,40 @@ func (s Set) Apply(ctx context.Context, tx *gorm.DB, t Target) (Set, error) {
 // Tables returns every logical table the set names, plus the record table,
 // so a tenant's tables can be found without listing the database.
 func (s Set) Tables() []string {
-	seen := map[string]bool{"schema_migrations": true}
+	tables, _ := s.names()
+	return tables
+}
+
+// Indexes returns every logical index name the set names. Under the prefix
+// strategy these are the names that must move with a tenant's tables when
+// they are archived, or a new tenant of the same schema could not create
+// them again.
+func (s Set) Indexes() []string {
+	_, indexes := s.names()
+	return indexes
+}
+
+// names renders every migration with recording name functions; the SQL
+// itself is thrown away.
+func (s Set) names() (tables, indexes []string) {
+	seenT := map[string]bool{"schema_migrations": true}
+	seenI := map[string]bool{}
 	for _, m := range s {
 		for d := range m.sql {
-			t := Target{Dialect: d, Table: func(n string) string { seen[n] = true; return n }, Index: func(n string) string { return n }}
+			t := Target{
+				Dialect: d,
+				Table:   func(n string) string { seenT[n] = true; return n },
+				Index:   func(n string) string { seenI[n] = true; return n },
+			}
 			_, _ = m.Render(t)
 		}
 	}
-	out := make([]string, 0, len(seen))
-	for n := range seen {
+	return sortedKeys(seenT), sortedKeys(seenI)
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for n := range m {
 		out = append(out, n)
 	}
 	sort.Strings(out)

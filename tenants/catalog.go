@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -21,13 +22,33 @@ type Catalog struct {
 	db      *gorm.DB
 	layout  Layout
 	log     *slog.Logger
+	set     migrations.Set
 	changed func(ctx context.Context)
 }
 
-// NewCatalog returns a catalog over db, which must have a Scope installed.
-func NewCatalog(db *gorm.DB, layout Layout, log *slog.Logger) *Catalog {
-	return &Catalog{db: db, layout: layout, log: log, changed: func(context.Context) {}}
+// CatalogOption changes a catalog built by NewCatalog.
+type CatalogOption func(*Catalog)
+
+// WithMigrations makes the catalog provision and migrate tenants with set
+// instead of migrations.Tenant(). Tests use it to add a column or a
+// deliberately failing migration; whoever serves tenants must then take
+// the required version from the same set (Catalog.Migrations).
+func WithMigrations(set migrations.Set) CatalogOption {
+	return func(c *Catalog) { c.set = set }
 }
+
+// NewCatalog returns a catalog over db, which must have a Scope installed.
+func NewCatalog(db *gorm.DB, layout Layout, log *slog.Logger, opts ...CatalogOption) *Catalog {
+	c := &Catalog{db: db, layout: layout, log: log, set: migrations.Tenant(), changed: func(context.Context) {}}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
+}
+
+// Migrations returns the tenant migrations the catalog applies. Its
+// Latest() is the version a tenant must have reached to be served.
+func (c *Catalog) Migrations() migrations.Set { return c.set }
 
 // OnChange registers fn to run after every committed catalog change, e.g.
 // to invalidate a resolver's cache or notify other processes.
@@ -194,7 +215,7 @@ func (c *Catalog) provision(ctx context.Context, s Spec, ensure bool) (*Tenant, 
 		case err != nil:
 			return err
 		default:
-			if err := c.migrate(ctx, tx, t); err != nil {
+			if _, err := c.migrate(ctx, tx, t); err != nil {
 				return err
 			}
 		}
@@ -227,7 +248,7 @@ func (c *Catalog) create(ctx context.Context, tx *gorm.DB, s Spec) (*Tenant, err
 		}
 	}
 	t := &Tenant{Name: s.Name, Schema: s.Schema, Status: StatusActive}
-	if err := c.migrate(ctx, tx, t); err != nil {
+	if _, err := c.migrate(ctx, tx, t); err != nil {
 		return nil, err
 	}
 	if err := tx.WithContext(ctx).Create(t).Error; err != nil {
@@ -237,22 +258,27 @@ func (c *Catalog) create(ctx context.Context, tx *gorm.DB, s Spec) (*Tenant, err
 	return t, nil
 }
 
-// migrate applies the pending tenant migrations to t inside tx and records
-// the resulting version on t (and in the catalog when t is stored).
-func (c *Catalog) migrate(ctx context.Context, tx *gorm.DB, t *Tenant) error {
-	applied, err := migrations.Tenant().Apply(ctx, tx, c.layout.TenantTarget(t.Schema))
+// migrate applies the pending tenant migrations to t inside tx, which
+// holds t's advisory lock, and records the resulting version on t (and in
+// the catalog when t is stored). The schema's own records decide what is
+// pending, so a runner that waited for the lock finds nothing left to do.
+func (c *Catalog) migrate(ctx context.Context, tx *gorm.DB, t *Tenant) (migrations.Set, error) {
+	applied, err := c.set.Apply(ctx, tx, c.layout.TenantTarget(t.Schema))
 	if err != nil {
-		return fmt.Errorf("migrate %q: %w", t.Name, err)
+		return nil, fmt.Errorf("migrate %q: %w", t.Name, err)
 	}
-	t.SchemaVersion = migrations.Tenant().Latest()
-	if t.ID != 0 && len(applied) > 0 {
+	latest := c.set.Latest()
+	// The catalog is also corrected when it lags records that are already
+	// complete, so the middleware serves the tenant again.
+	if t.ID != 0 && (len(applied) > 0 || t.SchemaVersion != latest) {
 		err := tx.WithContext(ctx).Model(&Tenant{}).Where("id = ?", t.ID).
-			Updates(map[string]any{"schema_version": t.SchemaVersion, "updated_at": time.Now()}).Error
+			Updates(map[string]any{"schema_version": latest, "updated_at": time.Now()}).Error
 		if err != nil {
-			return fmt.Errorf("record version of %q: %w", t.Name, err)
+			return nil, fmt.Errorf("record version of %q: %w", t.Name, err)
 		}
 	}
-	return nil
+	t.SchemaVersion = latest
+	return applied, nil
 }
 
 func (c *Catalog) addHost(ctx context.Context, tx *gorm.DB, t *Tenant, host string) error {
@@ -378,10 +404,19 @@ func (c *Catalog) dispose(ctx context.Context, tx *gorm.DB, t *Tenant, dropData 
 		return archived, exec("ALTER SCHEMA " + migrations.Quote(t.Schema) + " RENAME TO " + migrations.Quote(archived))
 	}
 	archivedPrefix := "archived_" + stamp + "_" + strconv.FormatUint(t.ID, 10)
-	for _, table := range migrations.Tenant().Tables() {
-		q := "DROP TABLE IF EXISTS " + migrations.Quote(c.layout.Table(t.Schema, table))
+	for _, table := range c.set.Tables() {
+		name := c.layout.Table(t.Schema, table)
+		q := "DROP TABLE IF EXISTS " + migrations.Quote(name)
 		if !dropData {
-			q = "ALTER TABLE " + migrations.Quote(c.layout.Table(t.Schema, table)) + " RENAME TO " + migrations.Quote(archivedPrefix+"_"+table)
+			// A tenant behind the code lacks the newest tables.
+			ok, err := c.tableExists(ctx, tx, name)
+			if err != nil {
+				return "", err
+			}
+			if !ok {
+				continue
+			}
+			q = "ALTER TABLE " + migrations.Quote(name) + " RENAME TO " + migrations.Quote(archivedPrefix+"_"+table)
 		}
 		if err := exec(q); err != nil {
 			return "", fmt.Errorf("dispose of table %s: %w", table, err)
@@ -390,5 +425,63 @@ func (c *Catalog) dispose(ctx context.Context, tx *gorm.DB, t *Tenant, dropData 
 	if dropData {
 		return "", nil
 	}
+	// Renaming a table keeps its indexes' names, and the set names them
+	// explicitly (<schema>_users_email_key): left alone they would stop a
+	// new tenant of the same schema from creating its own.
+	for _, index := range c.set.Indexes() {
+		if err := c.renameIndex(ctx, tx, t.Schema+"_"+index, archivedPrefix+"_"+index); err != nil {
+			return "", err
+		}
+	}
 	return archivedPrefix + "_*", nil
 }
+
+// tableExists reports whether a table of the prefix layout exists.
+func (c *Catalog) tableExists(ctx context.Context, tx *gorm.DB, name string) (bool, error) {
+	q := "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?"
+	if c.layout.Dialect == migrations.Postgres {
+		q = "SELECT count(*) FROM pg_tables WHERE schemaname = '" + PrefixSchema + "' AND tablename = ?"
+		name = strings.TrimPrefix(name, PrefixSchema+".")
+	}
+	var n int64
+	if err := tx.WithContext(ctx).Raw(q, name).Scan(&n).Error; err != nil {
+		return false, fmt.Errorf("look for table %s: %w", name, err)
+	}
+	return n > 0, nil
+}
+
+// renameIndex renames a prefixed tenant index. PostgreSQL renames in
+// place; SQLite cannot, so the index is dropped and created again under
+// the new name from the definition SQLite stored (which already names the
+// renamed table).
+func (c *Catalog) renameIndex(ctx context.Context, tx *gorm.DB, from, to string) error {
+	db := tx.WithContext(ctx)
+	if c.layout.Dialect == migrations.Postgres {
+		err := db.Exec("ALTER INDEX IF EXISTS " + migrations.Quote(PrefixSchema+"."+from) + " RENAME TO " + migrations.Quote(to)).Error
+		if err != nil {
+			return fmt.Errorf("archive index %s: %w", from, err)
+		}
+		return nil
+	}
+	var def []string
+	if err := db.Raw("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", from).Scan(&def).Error; err != nil {
+		return fmt.Errorf("read index %s: %w", from, err)
+	}
+	if len(def) == 0 {
+		return nil
+	}
+	recreate := strings.Replace(def[0], migrations.Quote(from), migrations.Quote(to), 1)
+	if recreate == def[0] {
+		return fmt.Errorf("archive index %s: its definition does not name it as %s", from, migrations.Quote(from))
+	}
+	if err := db.Exec("DROP INDEX " + migrations.Quote(from)).Error; err != nil {
+		return fmt.Errorf("archive index %s: %w", from, err)
+	}
+	if err := db.Exec(recreate).Error; err != nil {
+		return fmt.Errorf("archive index %s as %s: %w", from, to, err)
+	}
+	return nil
+}
+
+// Layout returns where the catalog keeps tenants' tables.
+func (c *Catalog) Layout() Layout { return c.layout }

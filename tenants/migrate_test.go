@@ -1,0 +1,281 @@
+package tenants_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"testing/fstest"
+
+	"tenantry/internal/testenv"
+	"tenantry/migrations"
+	"tenantry/tenants"
+)
+
+// TestMigrateThousandTenants provisions 1,000 tenants, applies an ADD
+// COLUMN migration to all of them, and checks that every schema got it
+// exactly once and that a second run touches nothing.
+func TestMigrateThousandTenants(t *testing.T) {
+	const n = 1000
+	f := newFleet(t, "postgres", tenants.StrategySchema)
+	ctx := context.Background()
+	names := f.provision(t, migrations.Tenant(), n)
+
+	next := withMigration(t, "nickname", addNickname)
+	c := f.catalog(t, next)
+	var started, last int
+	rep, err := c.Migrate(ctx, tenants.MigrateOptions{
+		Jobs:     4,
+		Start:    func(total int) { started = total },
+		Progress: func(p tenants.Progress) { last = p.Done },
+	})
+	if err != nil {
+		t.Fatalf("Migrate: %v (%+v)", err, rep.Failures)
+	}
+	if rep.Migrated != n || rep.UpToDate != 0 || rep.Failed != 0 || started != n || last != n {
+		t.Fatalf("report %+v, Start(%d), last Done %d; want %d migrated", rep, started, last, n)
+	}
+
+	// One query each over every schema: versions, columns and records.
+	var atLatest, withColumn, records int64
+	tenantsTable := migrations.Quote(f.layout.SharedTable("tenants"))
+	if err := f.db.Raw("SELECT count(*) FROM "+tenantsTable+" WHERE schema_version = ?", next.Latest()).Scan(&atLatest).Error; err != nil {
+		t.Fatal(err)
+	}
+	err = f.db.Raw("SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'nickname' AND table_schema LIKE 't%'").Scan(&withColumn).Error
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := make([]string, len(names))
+	for i, s := range names {
+		parts[i] = "SELECT version FROM " + migrations.Quote(s+".schema_migrations") + " WHERE version = 2"
+	}
+	if err := f.db.Raw("SELECT count(*) FROM (" + strings.Join(parts, " UNION ALL ") + ") AS r").Scan(&records).Error; err != nil {
+		t.Fatal(err)
+	}
+	if atLatest != n || withColumn != n || records != n {
+		t.Errorf("at latest %d, with column %d, version-2 records %d; want %d each", atLatest, withColumn, records, n)
+	}
+
+	rep, err = c.Migrate(ctx, tenants.MigrateOptions{Jobs: 4})
+	if err != nil || rep.Migrated != 0 || rep.UpToDate != n {
+		t.Errorf("second run: %+v, %v; want all %d up to date", rep, err, n)
+	}
+}
+
+// TestMigrateFailingTenant checks that a migration failing on one tenant
+// rolls that tenant back whole while the others are migrated, and that a
+// second run, once the cause is fixed, finishes it without touching the
+// rest.
+func TestMigrateFailingTenant(t *testing.T) {
+	for _, l := range layouts {
+		t.Run(l.driver+"/"+string(l.strategy), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			f := newFleet(t, l.driver, l.strategy)
+			names := f.provision(t, migrations.Tenant(), 3)
+			bad := names[1]
+			// Two users of one name make the unique index fail on bad
+			// only, after its ADD COLUMN has already run.
+			f.insertUser(t, bad, "Ann", "ann1@example.com")
+			f.insertUser(t, bad, "Ann", "ann2@example.com")
+			next := withMigration(t, "unique_names", addNickname+"\n"+
+				`CREATE UNIQUE INDEX {{index "users_name_key"}} ON {{table "users"}} (name);`)
+			c := f.catalog(t, next)
+
+			rep, err := c.Migrate(ctx, tenants.MigrateOptions{Jobs: 2})
+			if !errors.Is(err, tenants.ErrMigrateFailed) {
+				t.Fatalf("Migrate error = %v, want ErrMigrateFailed", err)
+			}
+			if rep.Migrated != 2 || rep.Failed != 1 || len(rep.Failures) != 1 || rep.Failures[0].Tenant != bad {
+				t.Fatalf("report %+v, want 2 migrated and %s failed", rep, bad)
+			}
+			if !strings.Contains(rep.Failures[0].Error, "0002_unique_names") {
+				t.Errorf("failure %q does not name the migration", rep.Failures[0].Error)
+			}
+			before := map[string][]record{}
+			for _, s := range names {
+				wantV, wantCol := 2, true
+				if s == bad {
+					wantV, wantCol = 1, false
+				}
+				before[s] = f.records(t, s)
+				if got := f.version(t, s); got != wantV {
+					t.Errorf("%s: catalog version %d, want %d", s, got, wantV)
+				}
+				if got := len(before[s]); got != wantV {
+					t.Errorf("%s: %d records, want %d", s, got, wantV)
+				}
+				if got := f.hasColumn(t, s, "users", "nickname"); got != wantCol {
+					t.Errorf("%s: nickname column present = %v, want %v", s, got, wantCol)
+				}
+			}
+
+			if err := f.db.Exec("DELETE FROM "+migrations.Quote(f.layout.Table(bad, "users"))+" WHERE email = ?", "ann2@example.com").Error; err != nil {
+				t.Fatal(err)
+			}
+			rep, err = c.Migrate(ctx, tenants.MigrateOptions{Jobs: 2})
+			if err != nil || rep.Migrated != 1 || rep.UpToDate != 2 {
+				t.Fatalf("re-run: %+v, %v; want 1 migrated, 2 up to date", rep, err)
+			}
+			for _, s := range names {
+				if got := f.version(t, s); got != 2 {
+					t.Errorf("%s: version %d after re-run, want 2", s, got)
+				}
+				if s != bad && !slices.Equal(f.records(t, s), before[s]) {
+					t.Errorf("%s: records changed by the re-run: %v, was %v", s, f.records(t, s), before[s])
+				}
+			}
+		})
+	}
+}
+
+// TestMigrateConcurrentRuns starts two runners, each with its own pool as
+// two processes would have, on the same tenants: both succeed and every
+// tenant is migrated exactly once.
+func TestMigrateConcurrentRuns(t *testing.T) {
+	const n = 40
+	f := newFleet(t, "postgres", tenants.StrategySchema)
+	names := f.provision(t, migrations.Tenant(), n)
+	next := withMigration(t, "nickname", addNickname)
+
+	reps := make([]tenants.MigrateReport, 2)
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for i := range 2 {
+		db, layout := openScoped(t, f.dbc, tenants.StrategySchema)
+		c := tenants.NewCatalog(db, layout, testenv.Logger(t), tenants.WithMigrations(next))
+		wg.Go(func() { reps[i], errs[i] = c.Migrate(context.Background(), tenants.MigrateOptions{Jobs: 3}) })
+	}
+	wg.Wait()
+	for i := range 2 {
+		if errs[i] != nil || reps[i].Failed != 0 || reps[i].Total != n {
+			t.Fatalf("runner %d: %+v, %v", i, reps[i], errs[i])
+		}
+	}
+	if got := reps[0].Migrated + reps[1].Migrated; got != n {
+		t.Errorf("migrated %d + %d = %d, want %d in all", reps[0].Migrated, reps[1].Migrated, got, n)
+	}
+	for _, s := range names {
+		if rs := f.records(t, s); len(rs) != 2 || rs[1].Version != 2 {
+			t.Errorf("%s: records %v, want versions 1 and 2 once each", s, rs)
+		}
+	}
+}
+
+// driftedUsers is 0001_users with text other than the embedded file's.
+func driftedUsers(t testing.TB) migrations.Set {
+	t.Helper()
+	sql := `CREATE TABLE {{table "users"}} (id integer PRIMARY KEY, name text, email text);`
+	set, err := migrations.Load(fstest.MapFS{
+		"m/0001_users.postgres.sql":    {Data: []byte(sql)},
+		"m/0001_users.sqlite.sql":      {Data: []byte(sql)},
+		"m/0002_nickname.postgres.sql": {Data: []byte(addNickname)},
+		"m/0002_nickname.sqlite.sql":   {Data: []byte(addNickname)},
+	}, "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
+}
+
+// TestMigrateChecksumDrift edits an applied migration: the run, and the
+// dry run before it, fail with ErrChecksum instead of re-running it.
+func TestMigrateChecksumDrift(t *testing.T) {
+	for _, l := range layouts {
+		t.Run(l.driver+"/"+string(l.strategy), func(t *testing.T) {
+			t.Parallel()
+			f := newFleet(t, l.driver, l.strategy)
+			names := f.provision(t, migrations.Tenant(), 1)
+			c := f.catalog(t, driftedUsers(t))
+			for _, dry := range []bool{true, false} {
+				rep, err := c.Migrate(context.Background(), tenants.MigrateOptions{DryRun: dry})
+				if !errors.Is(err, tenants.ErrMigrateFailed) || len(rep.Failures) != 1 ||
+					!errors.Is(rep.Failures[0].Err, migrations.ErrChecksum) {
+					t.Fatalf("dry run %v: %+v, %v; want one ErrChecksum failure", dry, rep, err)
+				}
+			}
+			if got := f.version(t, names[0]); got != 1 {
+				t.Errorf("version %d, want 1", got)
+			}
+		})
+	}
+}
+
+// TestMigrateDryRun lists what would run and changes nothing.
+func TestMigrateDryRun(t *testing.T) {
+	for _, l := range layouts {
+		t.Run(l.driver+"/"+string(l.strategy), func(t *testing.T) {
+			t.Parallel()
+			f := newFleet(t, l.driver, l.strategy)
+			names := f.provision(t, migrations.Tenant(), 3)
+			c := f.catalog(t, withMigration(t, "nickname", addNickname))
+			rep, err := c.Migrate(context.Background(), tenants.MigrateOptions{DryRun: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []tenants.TenantPlan
+			for _, s := range names {
+				want = append(want, tenants.TenantPlan{Tenant: s, From: 1, To: 2, Migrations: []string{"0002_nickname"}})
+			}
+			if rep.Migrated != 0 || fmt.Sprint(rep.Pending) != fmt.Sprint(want) {
+				t.Errorf("dry run: %+v, want pending %v", rep, want)
+			}
+			for _, s := range names {
+				if f.version(t, s) != 1 || len(f.records(t, s)) != 1 || f.hasColumn(t, s, "users", "nickname") {
+					t.Errorf("%s changed by a dry run", s)
+				}
+			}
+		})
+	}
+}
+
+// TestMigrateSelection covers --tenant, tenants newer than the binary,
+// and what MigrationStatus reports before and after.
+func TestMigrateSelection(t *testing.T) {
+	f := newFleet(t, "sqlite", tenants.StrategyPrefix)
+	ctx := context.Background()
+	names := f.provision(t, migrations.Tenant(), 3)
+	c := f.catalog(t, withMigration(t, "nickname", addNickname))
+
+	st, err := c.MigrationStatus(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Latest != 2 || st.Behind != 3 || st.UpToDate != 0 || len(st.Tenants) != 3 || st.Tenants[0].Pending != 1 || st.Shared != 1 {
+		t.Errorf("status before: %+v", st)
+	}
+
+	if _, err := c.Migrate(ctx, tenants.MigrateOptions{Tenant: "nobody"}); !errors.Is(err, tenants.ErrNotFound) {
+		t.Errorf("unknown tenant: %v, want ErrNotFound", err)
+	}
+	rep, err := c.Migrate(ctx, tenants.MigrateOptions{Tenant: names[0]})
+	if err != nil || rep.Total != 1 || rep.Migrated != 1 {
+		t.Fatalf("one tenant: %+v, %v", rep, err)
+	}
+	if f.version(t, names[0]) != 2 || f.version(t, names[1]) != 1 {
+		t.Errorf("--tenant %s migrated others too", names[0])
+	}
+
+	// A binary that knows only 0001 must not touch a tenant at 0002.
+	rep, err = f.catalog(t, migrations.Tenant()).Migrate(ctx, tenants.MigrateOptions{})
+	if !errors.Is(err, tenants.ErrMigrateFailed) || rep.Failed != 1 || !errors.Is(rep.Failures[0].Err, migrations.ErrUnknownVersion) {
+		t.Errorf("old binary: %+v, %v; want %s failed as unknown version", rep, err, names[0])
+	}
+
+	st, err = c.MigrationStatus(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []tenants.TenantVersion{
+		{Name: names[0], Schema: names[0], Status: tenants.StatusActive, Version: 2, Pending: 0},
+		{Name: names[1], Schema: names[1], Status: tenants.StatusActive, Version: 1, Pending: 1},
+		{Name: names[2], Schema: names[2], Status: tenants.StatusActive, Version: 1, Pending: 1},
+	}
+	if !slices.Equal(st.Tenants, want) || st.Behind != 2 || st.UpToDate != 1 {
+		t.Errorf("status after: %+v, want tenants %+v", st, want)
+	}
+}
