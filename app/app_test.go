@@ -6,16 +6,23 @@ import (
 	"strings"
 	"testing"
 
+	"tenantry/config"
 	"tenantry/internal/testenv"
 )
 
 // TestTwoTenantsTwoPorts is the README's curl session over real listeners:
 // a user created on one port is visible there and nowhere else.
 func TestTwoTenantsTwoPorts(t *testing.T) {
-	for _, driver := range testenv.Drivers {
-		t.Run(driver, func(t *testing.T) {
+	for _, tc := range []struct {
+		name, driver, strategy string
+	}{
+		{"sqlite", "sqlite", "prefix"},
+		{"postgres", "postgres", "schema"},
+		{"postgres-prefix", "postgres", "prefix"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			env := testenv.Start(t, driver)
+			env := testenv.Start(t, tc.driver, func(c *config.Config) { c.Tenancy.Strategy = tc.strategy })
 
 			resp, err := http.Post(env.URL1+"/api/users", "application/json",
 				strings.NewReader(`{"name":"Ada","email":"ada@example.com"}`))

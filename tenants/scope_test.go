@@ -9,7 +9,6 @@ import (
 
 	"gorm.io/gorm"
 
-	"tenantry/internal/testenv"
 	"tenantry/migrations"
 	"tenantry/models"
 	"tenantry/tenants"
@@ -18,7 +17,7 @@ import (
 func quote(name string) string { return migrations.Quote(name) }
 
 func TestScopeRefusesUnscopedTenantQueries(t *testing.T) {
-	for _, driver := range testenv.Drivers {
+	for _, driver := range stackDrivers {
 		t.Run(driver, func(t *testing.T) {
 			t.Parallel()
 			s := newStack(t, driver, 4, "acme")
@@ -47,7 +46,7 @@ func TestScopeRefusesUnscopedTenantQueries(t *testing.T) {
 }
 
 func TestScopeRefusesEscapes(t *testing.T) {
-	for _, driver := range testenv.Drivers {
+	for _, driver := range stackDrivers {
 		t.Run(driver, func(t *testing.T) {
 			t.Parallel()
 			s := newStack(t, driver, 4, "acme", "globex")
@@ -90,7 +89,7 @@ func input(name, email string) models.UserInput { return models.UserInput{Name: 
 // transactions: no state left on a connection may leak a request into
 // another tenant.
 func TestPoolPoisoning(t *testing.T) {
-	for _, driver := range testenv.Drivers {
+	for _, driver := range stackDrivers {
 		for _, conns := range []int{1, 2} {
 			t.Run(fmt.Sprintf("%s/%dconn", driver, conns), func(t *testing.T) {
 				t.Parallel()
@@ -137,7 +136,7 @@ func TestPoolPoisoning(t *testing.T) {
 }
 
 func TestSchemaNameInjection(t *testing.T) {
-	for _, driver := range testenv.Drivers {
+	for _, driver := range stackDrivers {
 		t.Run(driver, func(t *testing.T) {
 			t.Parallel()
 			s := newStack(t, driver, 2)

@@ -2,6 +2,7 @@ package tenants_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"gorm.io/gorm"
@@ -20,11 +21,20 @@ type stack struct {
 	layout  tenants.Layout
 }
 
+// stackDrivers are the database and strategy pairs the package tests run
+// on: each driver with its default strategy, and PostgreSQL with prefixes.
+var stackDrivers = []string{"sqlite", "postgres", "postgres/prefix"}
+
 // newStack opens driver's fresh database with maxOpen connections and
-// provisions the named tenants (schema = name).
+// provisions the named tenants (schema = name). driver may carry a
+// strategy after a slash, as in "postgres/prefix".
 func newStack(t testing.TB, driver string, maxOpen int, names ...string) *stack {
 	t.Helper()
 	ctx := context.Background()
+	driver, strategy, _ := strings.Cut(driver, "/")
+	if strategy == "" {
+		strategy = config.DefaultStrategy(driver)
+	}
 	dbc := testenv.Database(t, driver)
 	dbc.MaxOpenConns, dbc.MaxIdleConns = maxOpen, maxOpen
 	db, dialect, err := database.Open(ctx, dbc, testenv.Logger(t))
@@ -32,7 +42,7 @@ func newStack(t testing.TB, driver string, maxOpen int, names ...string) *stack 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = database.Close(db) })
-	layout, err := tenants.NewLayout(tenants.Strategy(config.DefaultStrategy(driver)), dialect)
+	layout, err := tenants.NewLayout(tenants.Strategy(strategy), dialect)
 	if err != nil {
 		t.Fatal(err)
 	}
