@@ -20,6 +20,7 @@ import (
 	"tenantry/handlers"
 	"tenantry/migrations"
 	"tenantry/tenants"
+	"tenantry/web"
 )
 
 // App is a built, not yet serving, tenantry process.
@@ -86,13 +87,23 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, db *gorm.DB
 	if err != nil {
 		return nil, err
 	}
+	pages, err := web.New()
+	if err != nil {
+		return nil, err
+	}
+	sessionKey, generated := web.SessionKey(cfg.Web.SessionKey)
+	if generated {
+		log.Warn("web.session_key is not set; flash messages are signed with a random key, so they do not survive a restart or reach another process")
+	}
 	h := handlers.New(handlers.Deps{
-		Log:     log,
-		Scope:   scope,
-		Tenants: mw,
-		Ready:   sqlDB.PingContext,
-		MaxBody: cfg.Server.MaxBodyBytes,
-		OpenAPI: o.openAPI,
+		Log:        log,
+		Scope:      scope,
+		Tenants:    mw,
+		Ready:      sqlDB.PingContext,
+		MaxBody:    cfg.Server.MaxBodyBytes,
+		OpenAPI:    o.openAPI,
+		Pages:      pages,
+		SessionKey: sessionKey,
 	})
 	return &App{Config: cfg, Log: log, DB: db, Catalog: catalog, Resolver: resolver, Handler: h}, nil
 }

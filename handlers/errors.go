@@ -91,7 +91,9 @@ func problemInternal() Problem {
 		Detail: "Something went wrong on our side; it has been logged."}
 }
 
-// respondError logs what the client must not see and writes the problem.
+// respondError logs what the client must not see and writes the problem:
+// problem+json for programs, or the same Problem as an HTML page for
+// people, as writeProblem decides.
 func (s *Server) respondError(c *gin.Context, err error) {
 	pr, known := problemFor(err)
 	if !known {
@@ -100,10 +102,17 @@ func (s *Server) respondError(c *gin.Context, err error) {
 	s.writeProblem(c, pr)
 }
 
+// writeProblem writes pr. It is the one place that chooses between
+// problem+json and an HTML page (wantsHTML), so respondError, the panic
+// handler and every route answer alike.
 func (s *Server) writeProblem(c *gin.Context, pr Problem) {
 	pr.Instance = c.Request.URL.Path
 	if pr.Status == http.StatusServiceUnavailable {
 		c.Header("Retry-After", "5")
+	}
+	if s.wantsHTML(c) {
+		s.writeProblemHTML(c, pr)
+		return
 	}
 	c.Header("Content-Type", "application/problem+json")
 	c.Header("Cache-Control", "no-store")

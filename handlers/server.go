@@ -9,6 +9,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"tenantry/tenants"
+	"tenantry/web"
 )
 
 // Deps are everything the handlers need, passed in explicitly.
@@ -21,6 +22,11 @@ type Deps struct {
 	// OpenAPI is the OpenAPI document served at GET /openapi.yaml on every
 	// tenant host; when empty that path answers 404.
 	OpenAPI []byte
+	// Pages renders the HTML pages and serves their stylesheet; when nil
+	// the pages are not served and every error is problem+json.
+	Pages *web.Renderer
+	// SessionKey signs the pages' flash cookies (HMAC-SHA256).
+	SessionKey []byte
 }
 
 // Server holds the handlers' dependencies.
