@@ -1,0 +1,70 @@
+// Package admin is the operator API: tenants are listed, created, changed,
+// suspended, resumed and removed, and tenant migrations are run, over HTTP.
+// NewServer builds it; routes.go lists every route. Every operation is a
+// call to tenants.Catalog, the same implementation the CLI uses: the
+// handlers only authenticate, decode, call it and encode.
+//
+// # Where it is served
+//
+// Only on its own listener (admin.listen, default 127.0.0.1:9000), never on
+// a tenant port: configuration refuses an admin address that is also in
+// server.listen, so a tenant can never reach it through its own Host.
+//
+// # Authentication
+//
+// Every request, including one for an unknown path, must carry
+// "Authorization: Bearer <admin.token>"; otherwise it gets 401 with
+// "WWW-Authenticate: Bearer realm=...". The token is compared in constant
+// time over SHA-256 digests, so neither its content nor its length leaks
+// through timing. The admin API is never served without a token: start-up
+// refuses a non-loopback admin address with an empty admin.token, and on
+// loopback an empty admin.token makes the process generate a random token,
+// valid until it exits, and log it once at WARN (see app.Listen).
+//
+// # Routes
+//
+//	GET    /admin/tenants                     200 {"tenants":[tenant...]}
+//	POST   /admin/tenants                     201 tenant, Location; body {"name","schema"?,"hosts":[...]}
+//	GET    /admin/tenants/{name}              200 tenant
+//	PATCH  /admin/tenants/{name}              200 tenant; body {"status":"active"|"suspended"} (JSON or merge patch)
+//	DELETE /admin/tenants/{name}[?drop_data=true]  200 {"name","data_dropped","archived_as"?}
+//	POST   /admin/tenants/{name}/hosts        200 tenant; body {"host":"name[:port]"}; idempotent
+//	DELETE /admin/tenants/{name}/hosts/{host} 204
+//	POST   /admin/tenants/{name}/suspend      200 tenant
+//	POST   /admin/tenants/{name}/resume       200 tenant
+//	POST   /admin/migrate                     202 run status, Location; optional body {"tenant","jobs"}
+//	GET    /admin/migrate                     200 run status
+//
+// A tenant is {"name","schema","status","schema_version","hosts",
+// "created_at","updated_at"}. DELETE keeps the tenant's data under an
+// archive name (returned as archived_as) unless drop_data=true, as
+// Catalog.Remove does. PATCH changes only the status: hosts have their own
+// resource, so that every change is one catalog transaction.
+//
+// POST /admin/migrate starts a run of Catalog.Migrate in the background and
+// answers at once; GET /admin/migrate shows running, done, failed, total,
+// failures, started_at and finished_at (and, once finished, the whole
+// report). A second POST while a run is in progress on this instance is
+// 409. Runs on different instances may overlap safely, since the catalog
+// migrates each tenant under its own advisory lock. A run outlives the
+// request that started it; at shutdown it may finish within
+// server.shutdown_timeout and is cancelled after that (the tenant in
+// progress rolls back; the next run picks it up).
+//
+// # Errors
+//
+// Every error is RFC 9457 problem+json, shaped as the tenant API's, from
+// one mapping (errors.go): 400 malformed JSON or query, 401 no or wrong
+// token, 404 unknown tenant, host or path, 405 wrong method, 409 duplicate
+// tenant or schema, host owned by another tenant, or migration running,
+// 413 body too large, 415 body not JSON, 422 invalid name, schema, host,
+// status or unknown field (with "errors":[{"field","message"}]). Bad
+// input is never a 500; a 500 logs its cause and shows none of it.
+// Migration failures list each failed tenant's error for the operator.
+//
+// # Effect on serving
+//
+// A change takes effect on the instance that made it before the response
+// is sent (the catalog's change hook drops the resolver cache), and on
+// every other instance within a second (see tenants.Listener).
+package admin

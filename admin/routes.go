@@ -1,0 +1,23 @@
+package admin
+
+import "github.com/gin-gonic/gin"
+
+// routes lists every admin route. All of them, and the 404 and 405
+// answers, sit behind authenticate (see NewServer).
+func (s *Server) routes(e *gin.Engine) {
+	e.GET("/admin/tenants", s.handleTenantList)
+	e.POST("/admin/tenants", s.handleTenantCreate)
+	e.GET("/admin/tenants/:name", s.handleTenantShow)
+	e.PATCH("/admin/tenants/:name", s.handleTenantPatch)
+	e.DELETE("/admin/tenants/:name", s.handleTenantDelete)
+	e.POST("/admin/tenants/:name/hosts", s.handleHostAdd)
+	e.DELETE("/admin/tenants/:name/hosts/:host", s.handleHostRemove)
+	e.POST("/admin/tenants/:name/suspend", s.handleTenantSuspend)
+	e.POST("/admin/tenants/:name/resume", s.handleTenantResume)
+
+	e.POST("/admin/migrate", s.handleMigrateStart)
+	e.GET("/admin/migrate", s.handleMigrateStatus)
+
+	e.NoRoute(func(c *gin.Context) { s.respondError(c, errNoRoute) })
+	e.NoMethod(func(c *gin.Context) { s.respondError(c, errNoMethod) })
+}

@@ -1,0 +1,183 @@
+package admin
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"tenantry/tenants"
+)
+
+// DefaultMaxBody bounds admin request bodies when Deps.MaxBody is zero:
+// no admin request needs more than a tenant's name, schema and hosts.
+const DefaultMaxBody = 64 << 10
+
+// Deps are everything the admin API needs, passed in explicitly.
+type Deps struct {
+	Log *slog.Logger
+	// Catalog is the one implementation of every tenant operation, shared
+	// with the CLI; the handlers only decode, call it and encode.
+	Catalog *tenants.Catalog
+	// Token is the bearer token every request must present. It must not
+	// be empty: an admin API without a token is never served.
+	Token string
+	// MaxBody is the largest request body accepted (413 beyond it);
+	// DefaultMaxBody when zero.
+	MaxBody int64
+}
+
+// Server is the admin API: an http.Handler plus the background migration
+// run it may have started, which Shutdown waits for.
+type Server struct {
+	log       *slog.Logger
+	catalog   *tenants.Catalog
+	tokenHash [sha256.Size]byte
+	maxBody   int64
+	handler   http.Handler
+	migration *migration
+
+	// ctx is the parent of background work (migration runs); stop
+	// cancels it when the server shuts down.
+	ctx  context.Context
+	stop context.CancelFunc
+}
+
+// NewServer returns the admin API over d. It refuses an empty token.
+func NewServer(d Deps) (*Server, error) {
+	if d.Token == "" {
+		return nil, errors.New("admin: empty token; the admin API is never served without one")
+	}
+	if d.MaxBody <= 0 {
+		d.MaxBody = DefaultMaxBody
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	s := &Server{
+		log:       d.Log,
+		catalog:   d.Catalog,
+		tokenHash: sha256.Sum256([]byte(d.Token)),
+		maxBody:   d.MaxBody,
+		migration: &migration{},
+		ctx:       ctx,
+		stop:      stop,
+	}
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	_ = e.SetTrustedProxies(nil)
+	e.HandleMethodNotAllowed = true
+	// A redirect would answer before the route's own checks; a wrong path
+	// is a plain 404 problem.
+	e.RedirectTrailingSlash = false
+	e.Use(s.recover, s.accessLog, s.authenticate, s.limitBody)
+	s.routes(e)
+	s.handler = e
+	return s, nil
+}
+
+// ServeHTTP serves the admin API.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// Shutdown lets a running migration finish until ctx ends, then cancels it
+// (the tenant being migrated rolls back; a later run picks it up) and waits
+// for it to stop. Call it once the admin listener no longer accepts
+// requests.
+func (s *Server) Shutdown(ctx context.Context) error {
+	defer s.stop()
+	done := s.migration.running()
+	if done == nil {
+		return nil
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.stop()
+		<-done
+		return fmt.Errorf("admin: migration run cancelled by shutdown: %w", ctx.Err())
+	}
+}
+
+// NewToken returns a random bearer token (256 bits, URL-safe base64), for
+// processes started with an empty admin.token.
+func NewToken() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("admin: generate token: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// authenticate refuses every request, known route or not, that lacks the
+// token, so that nothing about the API can be learnt without it. Both
+// sides are hashed before the constant-time comparison:
+// subtle.ConstantTimeCompare returns early on a length mismatch, and
+// comparing fixed-size digests keeps even the token's length secret.
+func (s *Server) authenticate(c *gin.Context) {
+	scheme, token, _ := strings.Cut(c.GetHeader("Authorization"), " ")
+	token = strings.TrimSpace(token)
+	if !strings.EqualFold(scheme, "Bearer") || token == "" {
+		// No credentials at all: challenge without an error code (RFC 6750).
+		c.Header("WWW-Authenticate", `Bearer realm="tenantry-admin"`)
+		s.respondError(c, errUnauthorized)
+		c.Abort()
+		return
+	}
+	got := sha256.Sum256([]byte(token))
+	if subtle.ConstantTimeCompare(got[:], s.tokenHash[:]) != 1 {
+		s.log.WarnContext(c.Request.Context(), "admin request with a wrong token", "remote", c.Request.RemoteAddr, "path", c.Request.URL.Path)
+		c.Header("WWW-Authenticate", `Bearer realm="tenantry-admin", error="invalid_token"`)
+		s.respondError(c, errUnauthorized)
+		c.Abort()
+		return
+	}
+	c.Next()
+}
+
+// limitBody refuses bodies over maxBody: at once when Content-Length says
+// so, and while reading otherwise.
+func (s *Server) limitBody(c *gin.Context) {
+	if c.Request.ContentLength > s.maxBody {
+		s.respondError(c, errTooLarge)
+		c.Abort()
+		return
+	}
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.maxBody)
+	c.Next()
+}
+
+// recover turns a panic into a logged 500 problem instead of a dropped
+// connection.
+func (s *Server) recover(c *gin.Context) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.log.ErrorContext(c.Request.Context(), "admin panic", "panic", v, "path", c.Request.URL.Path)
+			if !c.Writer.Written() {
+				s.respondError(c, fmt.Errorf("panic: %v", v))
+			}
+			c.Abort()
+		}
+	}()
+	c.Next()
+}
+
+// accessLog records every admin request at info level: they are operator
+// actions, few and worth an audit trail.
+func (s *Server) accessLog(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	s.log.InfoContext(c.Request.Context(), "admin request",
+		"method", c.Request.Method, "path", c.Request.URL.Path, "remote", c.Request.RemoteAddr,
+		"status", c.Writer.Status(), "duration_ms", time.Since(start).Milliseconds())
+}

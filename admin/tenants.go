@@ -1,0 +1,234 @@
+package admin
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"tenantry/tenants"
+)
+
+// tenantView is what the admin API shows of a tenant.
+type tenantView struct {
+	Name          string         `json:"name"`
+	Schema        string         `json:"schema"`
+	Status        tenants.Status `json:"status"`
+	SchemaVersion int            `json:"schema_version"`
+	Hosts         []string       `json:"hosts"`
+	CreatedAt     time.Time      `json:"created_at"`
+	UpdatedAt     time.Time      `json:"updated_at"`
+}
+
+func viewOf(t *tenants.Tenant) tenantView {
+	return tenantView{Name: t.Name, Schema: t.Schema, Status: t.Status, SchemaVersion: t.SchemaVersion,
+		Hosts: t.HostNames(), CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt}
+}
+
+// tenantURL is where a tenant is found, for Location headers.
+func tenantURL(name string) string { return "/admin/tenants/" + url.PathEscape(name) }
+
+func (s *Server) handleTenantList(c *gin.Context) {
+	ts, err := s.catalog.List(c.Request.Context())
+	if err != nil {
+		s.respondError(c, err)
+		return
+	}
+	out := make([]tenantView, 0, len(ts))
+	for i := range ts {
+		out = append(out, viewOf(&ts[i]))
+	}
+	s.writeJSON(c, http.StatusOK, map[string]any{"tenants": out})
+}
+
+// createRequest is the body of POST /admin/tenants.
+type createRequest struct {
+	Name   string   `json:"name"`
+	Schema string   `json:"schema"`
+	Hosts  []string `json:"hosts"`
+}
+
+// Valid checks each field with the catalog's own rules, so that the client
+// learns about every bad field at once and by name. The catalog checks
+// them again (and the layout's length limit) when it creates the tenant.
+func (r createRequest) Valid() error {
+	var fields []FieldError
+	if err := tenants.ValidateName(r.Name); err != nil {
+		fields = append(fields, FieldError{Field: "name", Message: reason(err, tenants.ErrInvalidName)})
+	}
+	if r.Schema != "" {
+		if err := tenants.ValidateSchema(r.Schema); err != nil {
+			fields = append(fields, FieldError{Field: "schema", Message: reason(err, tenants.ErrInvalidName)})
+		}
+	}
+	if len(r.Hosts) == 0 {
+		fields = append(fields, FieldError{Field: "hosts", Message: "must list at least one host[:port]"})
+	}
+	for i, h := range r.Hosts {
+		if _, err := tenants.NormalizeHost(h, false); err != nil {
+			fields = append(fields, FieldError{Field: fmt.Sprintf("hosts[%d]", i), Message: reason(err, tenants.ErrMalformedHost)})
+		}
+	}
+	if fields != nil {
+		return invalid(fields...)
+	}
+	return nil
+}
+
+func (s *Server) handleTenantCreate(c *gin.Context) {
+	var req createRequest
+	if err := decode(c.Request, &req, mediaJSON); err != nil {
+		s.respondError(c, err)
+		return
+	}
+	if err := req.Valid(); err != nil {
+		s.respondError(c, err)
+		return
+	}
+	t, err := s.catalog.Create(c.Request.Context(), tenants.Spec{Name: req.Name, Schema: req.Schema, Hosts: req.Hosts})
+	if err != nil {
+		s.respondError(c, err)
+		return
+	}
+	c.Header("Location", tenantURL(t.Name))
+	s.writeJSON(c, http.StatusCreated, viewOf(t))
+}
+
+func (s *Server) handleTenantShow(c *gin.Context) {
+	t, err := s.catalog.Get(c.Request.Context(), c.Param("name"))
+	if err != nil {
+		s.respondError(c, err)
+		return
+	}
+	s.writeJSON(c, http.StatusOK, viewOf(t))
+}
+
+// patchRequest is the body of PATCH /admin/tenants/{name}, a JSON merge
+// patch. Only the status can change: names and schemas are fixed, and
+// hosts have their own resource so that each change is one transaction.
+type patchRequest struct {
+	Status *tenants.Status `json:"status"`
+}
+
+func (r patchRequest) Valid() error {
+	if r.Status != nil && *r.Status != tenants.StatusActive && *r.Status != tenants.StatusSuspended {
+		return invalid(FieldError{Field: "status", Message: fmt.Sprintf("must be %q or %q", tenants.StatusActive, tenants.StatusSuspended)})
+	}
+	return nil
+}
+
+func (s *Server) handleTenantPatch(c *gin.Context) {
+	var req patchRequest
+	if err := decode(c.Request, &req, mediaMergePatch, mediaJSON); err != nil {
+		s.respondError(c, err)
+		return
+	}
+	if err := req.Valid(); err != nil {
+		s.respondError(c, err)
+		return
+	}
+	if req.Status == nil {
+		// An empty merge patch changes nothing.
+		s.handleTenantShow(c)
+		return
+	}
+	s.setStatus(c, *req.Status)
+}
+
+func (s *Server) handleTenantSuspend(c *gin.Context) { s.setStatus(c, tenants.StatusSuspended) }
+
+func (s *Server) handleTenantResume(c *gin.Context) { s.setStatus(c, tenants.StatusActive) }
+
+func (s *Server) setStatus(c *gin.Context, st tenants.Status) {
+	t, err := s.catalog.SetStatus(c.Request.Context(), c.Param("name"), st)
+	if err != nil {
+		s.respondError(c, err)
+		return
+	}
+	s.writeJSON(c, http.StatusOK, viewOf(t))
+}
+
+// removal is the answer to DELETE /admin/tenants/{name}.
+type removal struct {
+	Name        string `json:"name"`
+	DataDropped bool   `json:"data_dropped"`
+	// ArchivedAs is where the data was kept, unless it was dropped.
+	ArchivedAs string `json:"archived_as,omitempty"`
+}
+
+func (s *Server) handleTenantDelete(c *gin.Context) {
+	drop := false
+	if v, ok := c.GetQuery("drop_data"); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			s.respondError(c, newRequestError(http.StatusBadRequest, "invalid-query", "Invalid query parameters",
+				"One or more query parameters are invalid.", FieldError{Field: "drop_data", Message: "must be true or false"}))
+			return
+		}
+		drop = b
+	}
+	name := c.Param("name")
+	archived, err := s.catalog.Remove(c.Request.Context(), name, drop)
+	if err != nil {
+		s.respondError(c, err)
+		return
+	}
+	s.writeJSON(c, http.StatusOK, removal{Name: name, DataDropped: drop, ArchivedAs: archived})
+}
+
+// hostRequest is the body of POST /admin/tenants/{name}/hosts.
+type hostRequest struct {
+	Host string `json:"host"`
+}
+
+func (r hostRequest) Valid() error {
+	if _, err := tenants.NormalizeHost(r.Host, false); err != nil {
+		return invalid(FieldError{Field: "host", Message: reason(err, tenants.ErrMalformedHost)})
+	}
+	return nil
+}
+
+// handleHostAdd adds a host and answers with the tenant. Adding a host the
+// tenant already has changes nothing and is not an error.
+func (s *Server) handleHostAdd(c *gin.Context) {
+	var req hostRequest
+	if err := decode(c.Request, &req, mediaJSON); err != nil {
+		s.respondError(c, err)
+		return
+	}
+	if err := req.Valid(); err != nil {
+		s.respondError(c, err)
+		return
+	}
+	t, err := s.catalog.AddHost(c.Request.Context(), c.Param("name"), req.Host)
+	if err != nil {
+		s.respondError(c, err)
+		return
+	}
+	s.writeJSON(c, http.StatusOK, viewOf(t))
+}
+
+func (s *Server) handleHostRemove(c *gin.Context) {
+	ctx, name, host := c.Request.Context(), c.Param("name"), c.Param("host")
+	err := s.catalog.RemoveHost(ctx, name, host)
+	switch {
+	case err == nil:
+		c.Status(http.StatusNoContent)
+		return
+	case errors.Is(err, tenants.ErrNotFound) || errors.Is(err, tenants.ErrMalformedHost):
+		// A host that cannot be parsed cannot be in the catalog either.
+		// Say which of tenant and host is missing.
+		if _, gerr := s.catalog.Get(ctx, name); gerr != nil {
+			s.respondError(c, gerr)
+			return
+		}
+		s.respondError(c, newRequestError(http.StatusNotFound, "host-not-found", "Host not found",
+			fmt.Sprintf("Tenant %q does not answer on host %q.", name, host)))
+		return
+	}
+	s.respondError(c, err)
+}
