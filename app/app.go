@@ -11,10 +11,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
+	"time"
 
 	"gorm.io/gorm"
 
+	"tenantry/admin"
 	"tenantry/config"
 	"tenantry/database"
 	"tenantry/handlers"
@@ -31,6 +34,10 @@ type App struct {
 	Catalog  *tenants.Catalog
 	Resolver *tenants.Resolver
 	Handler  http.Handler
+
+	// admin and adminLn are set by Listen when admin.listen is configured.
+	admin   *admin.Server
+	adminLn net.Listener
 }
 
 // Option supplies what Open needs besides the configuration.
@@ -78,7 +85,20 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, db *gorm.DB
 		return nil, fmt.Errorf("bootstrap catalog: %w", err)
 	}
 	resolver := tenants.NewResolver(catalog, cfg.Tenancy.NegativeCacheTTL)
-	catalog.OnChange(func(context.Context) { resolver.Invalidate() })
+	// Every committed change drops this process's cache at once and, on
+	// PostgreSQL, is announced to the other processes on the database
+	// (see Serve). The CLI builds its catalog here too, so its changes are
+	// announced the same way.
+	var notifier *tenants.Notifier
+	if dialect == migrations.Postgres {
+		notifier = tenants.NewNotifier(db, processName(), log)
+	}
+	catalog.OnChange(func(ctx context.Context) {
+		resolver.Invalidate()
+		if notifier != nil {
+			_ = notifier.Notify(ctx) // logged there; the periodic refresh covers a lost one
+		}
+	})
 	mw, err := tenants.NewMiddleware(resolver, cfg.Server.TrustedProxies, migrations.Tenant().Latest())
 	if err != nil {
 		return nil, err
@@ -137,42 +157,130 @@ func (a *App) Listen() ([]net.Listener, error) {
 		}
 		lns = append(lns, ln)
 	}
+	if err := a.listenAdmin(); err != nil {
+		for _, l := range lns {
+			_ = l.Close()
+		}
+		return nil, err
+	}
 	return lns, nil
 }
 
-// Serve serves the tenant handler on every listener until ctx ends, then
-// stops accepting, lets in-flight requests finish within
-// server.shutdown_timeout and returns. The pool is left open for the
-// caller to close.
+// listenAdmin opens the admin listener and builds the admin API when
+// admin.listen is set; Serve then serves it. With an empty admin.token it
+// generates a token for this process and logs it once at WARN, so the
+// admin API is never open without one (config refuses an empty token on a
+// non-loopback address outright).
+func (a *App) listenAdmin() error {
+	ac := a.Config.Admin
+	if ac.Listen == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", ac.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s (admin): %w", ac.Listen, err)
+	}
+	token := ac.Token
+	if token == "" {
+		if token, err = admin.NewToken(); err != nil {
+			_ = ln.Close()
+			return err
+		}
+		a.Log.Warn("admin.token is empty: generated a token valid for this process only; set admin.token (or TENANTRY_ADMIN_TOKEN) to choose one",
+			"admin_addr", ln.Addr().String(), "admin_token", token)
+	}
+	srv, err := admin.NewServer(admin.Deps{Log: a.Log, Catalog: a.Catalog, Token: token})
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	a.admin, a.adminLn = srv, ln
+	return nil
+}
+
+// AdminAddr returns the address the admin API listens on, or "" when
+// Listen opened none.
+func (a *App) AdminAddr() string {
+	if a.adminLn == nil {
+		return ""
+	}
+	return a.adminLn.Addr().String()
+}
+
+// sqliteRefresh is how often a SQLite process reloads the catalog. SQLite
+// has no LISTEN/NOTIFY, so a short refresh is what makes another process's
+// change take effect within a second.
+const sqliteRefresh = 500 * time.Millisecond
+
+// refreshInterval is the period of the full catalog reload: the safety net
+// under LISTEN/NOTIFY on PostgreSQL, the only mechanism on SQLite.
+func (a *App) refreshInterval() time.Duration {
+	if a.Config.Database.Driver == "sqlite" {
+		return min(a.Config.Tenancy.RefreshInterval, sqliteRefresh)
+	}
+	return a.Config.Tenancy.RefreshInterval
+}
+
+// processName names this process in catalog-change notifications.
+func processName() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s:%d", host, os.Getpid())
+}
+
+// Serve serves the tenant handler on every listener, and the admin API on
+// the admin listener that Listen opened, until ctx ends; then it stops
+// accepting, lets in-flight requests (and a running admin migration)
+// finish within server.shutdown_timeout and returns. Meanwhile it keeps
+// the resolver in step with the catalog: a full reload every
+// refreshInterval and, on PostgreSQL, a reload on every change any
+// process announces. The pool is left open for the caller to close.
 func (a *App) Serve(ctx context.Context, lns []net.Listener) error {
 	sc := a.Config.Server
-	servers := make([]*http.Server, len(lns))
-	errc := make(chan error, len(lns))
-	for i, ln := range lns {
-		srv := &http.Server{
-			Handler:           a.Handler,
-			ReadTimeout:       sc.ReadTimeout,
-			ReadHeaderTimeout: sc.ReadHeaderTimeout,
-			WriteTimeout:      sc.WriteTimeout,
-			IdleTimeout:       sc.IdleTimeout,
-			MaxHeaderBytes:    64 << 10,
-			ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
-			BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	var live *tenants.Listener
+	if a.Config.Database.Driver == "postgres" {
+		var err error
+		if live, err = tenants.NewListener(a.Config.Database.DSN, a.Resolver, a.Log); err != nil {
+			return err
 		}
-		servers[i] = srv
-		a.Log.Info("listening", "addr", ln.Addr().String())
+	}
+
+	type served struct {
+		srv  *http.Server
+		ln   net.Listener
+		what string
+	}
+	var all []served
+	for _, ln := range lns {
+		all = append(all, served{a.httpServer(ctx, a.Handler), ln, "tenants"})
+	}
+	if a.adminLn != nil {
+		all = append(all, served{a.httpServer(ctx, a.admin), a.adminLn, "admin"})
+	}
+	errc := make(chan error, len(all))
+	for _, s := range all {
+		a.Log.Info("listening", "addr", s.ln.Addr().String(), "serves", s.what)
 		go func() {
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				errc <- fmt.Errorf("serve %s: %w", ln.Addr(), err)
+			if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("serve %s: %w", s.ln.Addr(), err)
 			}
 		}()
 	}
 
-	refreshCtx, stopRefresh := context.WithCancel(ctx)
-	defer stopRefresh()
-	go a.Resolver.Run(refreshCtx, a.Config.Tenancy.RefreshInterval, func(err error) {
-		a.Log.Warn("catalog refresh failed; keeping the cached catalog", "err", err)
+	bgCtx, stopBg := context.WithCancel(ctx)
+	var bg sync.WaitGroup
+	defer func() { stopBg(); bg.Wait() }()
+	bg.Go(func() {
+		a.Resolver.Run(bgCtx, a.refreshInterval(), func(err error) {
+			a.Log.Warn("catalog refresh failed; keeping the cached catalog", "err", err)
+		})
 	})
+	if live != nil {
+		bg.Go(func() {
+			if err := live.Run(bgCtx); err != nil {
+				a.Log.Error("catalog listener stopped; changes by other processes now wait for the periodic refresh", "err", err)
+			}
+		})
+	}
 
 	var serveErr error
 	select {
@@ -185,18 +293,38 @@ func (a *App) Serve(ctx context.Context, lns []net.Listener) error {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var errs []error
-	for _, srv := range servers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := srv.Shutdown(shutdownCtx); err != nil {
-				_ = srv.Close()
+	for _, s := range all {
+		wg.Go(func() {
+			if err := s.srv.Shutdown(shutdownCtx); err != nil {
+				_ = s.srv.Close()
 				mu.Lock()
 				errs = append(errs, fmt.Errorf("shutdown: %w", err))
 				mu.Unlock()
 			}
-		}()
+		})
 	}
 	wg.Wait()
+	if a.admin != nil {
+		// No admin request can start a run any more; let a running one end.
+		if err := a.admin.Shutdown(shutdownCtx); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(append([]error{serveErr}, errs...)...)
+}
+
+// httpServer returns a server for h with the configured timeouts. Its
+// requests' contexts outlive ctx, so that shutdown lets them finish.
+func (a *App) httpServer(ctx context.Context, h http.Handler) *http.Server {
+	sc := a.Config.Server
+	return &http.Server{
+		Handler:           h,
+		ReadTimeout:       sc.ReadTimeout,
+		ReadHeaderTimeout: sc.ReadHeaderTimeout,
+		WriteTimeout:      sc.WriteTimeout,
+		IdleTimeout:       sc.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
 }
