@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"tenantry/internal/testenv"
 )
 
 // browserAccept is the Accept header Chromium sends for a page.
@@ -32,6 +34,18 @@ func newPageClient(t *testing.T) *pageClient {
 	}
 	return &pageClient{t: t, c: &http.Client{Jar: jar,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+// eachDriver runs test, in parallel, on a service of its own over each
+// database, with a fresh page client.
+func eachDriver(t *testing.T, test func(t *testing.T, env *testenv.Env, pc *pageClient)) {
+	t.Helper()
+	for _, driver := range testenv.Drivers {
+		t.Run(driver, func(t *testing.T) {
+			t.Parallel()
+			test(t, testenv.Start(t, driver), newPageClient(t))
+		})
+	}
 }
 
 // pageResponse is a response read whole.
