@@ -36,6 +36,23 @@ func (s *Server) writeJSON(c *gin.Context, status int, v any) {
 	}
 }
 
+// validator is a request body that checks its own fields.
+type validator interface{ Valid() error }
+
+// read decodes the request body into v and validates it. On failure it
+// answers the client itself and returns false.
+func (s *Server) read(c *gin.Context, v validator, mediaTypes ...string) bool {
+	err := decode(c.Request, v, mediaTypes...)
+	if err == nil {
+		err = v.Valid()
+	}
+	if err != nil {
+		s.respondError(c, err)
+		return false
+	}
+	return true
+}
+
 // decode reads exactly one JSON object into dst and maps every client
 // mistake to its status: 415 for another media type, 413 for a body too
 // large, 400 for anything that is not one JSON object, 422 for an unknown

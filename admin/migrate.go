@@ -122,14 +122,7 @@ func (r migrateRequest) Valid() error {
 // Shutdown.
 func (s *Server) handleMigrateStart(c *gin.Context) {
 	var req migrateRequest
-	if c.Request.ContentLength != 0 {
-		if err := decode(c.Request, &req, mediaJSON); err != nil {
-			s.respondError(c, err)
-			return
-		}
-	}
-	if err := req.Valid(); err != nil {
-		s.respondError(c, err)
+	if c.Request.ContentLength != 0 && !s.read(c, &req, mediaJSON) {
 		return
 	}
 	if req.Tenant != "" {

@@ -81,12 +81,7 @@ func (r createRequest) Valid() error {
 
 func (s *Server) handleTenantCreate(c *gin.Context) {
 	var req createRequest
-	if err := decode(c.Request, &req, mediaJSON); err != nil {
-		s.respondError(c, err)
-		return
-	}
-	if err := req.Valid(); err != nil {
-		s.respondError(c, err)
+	if !s.read(c, &req, mediaJSON) {
 		return
 	}
 	t, err := s.catalog.Create(c.Request.Context(), tenants.Spec{Name: req.Name, Schema: req.Schema, Hosts: req.Hosts})
@@ -123,12 +118,7 @@ func (r patchRequest) Valid() error {
 
 func (s *Server) handleTenantPatch(c *gin.Context) {
 	var req patchRequest
-	if err := decode(c.Request, &req, mediaMergePatch, mediaJSON); err != nil {
-		s.respondError(c, err)
-		return
-	}
-	if err := req.Valid(); err != nil {
-		s.respondError(c, err)
+	if !s.read(c, &req, mediaMergePatch, mediaJSON) {
 		return
 	}
 	if req.Status == nil {
@@ -196,12 +186,7 @@ func (r hostRequest) Valid() error {
 // tenant already has changes nothing and is not an error.
 func (s *Server) handleHostAdd(c *gin.Context) {
 	var req hostRequest
-	if err := decode(c.Request, &req, mediaJSON); err != nil {
-		s.respondError(c, err)
-		return
-	}
-	if err := req.Valid(); err != nil {
-		s.respondError(c, err)
+	if !s.read(c, &req, mediaJSON) {
 		return
 	}
 	t, err := s.catalog.AddHost(c.Request.Context(), c.Param("name"), req.Host)
