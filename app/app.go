@@ -44,12 +44,19 @@ type App struct {
 type Option func(*options)
 
 type options struct {
-	openAPI []byte
+	openAPI          []byte
+	tenantMigrations migrations.Set
 }
 
 // WithOpenAPI makes every tenant host serve spec at GET /openapi.yaml.
 func WithOpenAPI(spec []byte) Option {
 	return func(o *options) { o.openAPI = spec }
+}
+
+// WithTenantMigrations makes the process provision, migrate and require
+// set instead of migrations.Tenant(); tests use it to put tenants behind.
+func WithTenantMigrations(set migrations.Set) Option {
+	return func(o *options) { o.tenantMigrations = set }
 }
 
 // Open connects to the database, installs the tenant scope and brings the
@@ -80,7 +87,11 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, db *gorm.DB
 	if err != nil {
 		return nil, err
 	}
-	catalog := tenants.NewCatalog(db, layout, log)
+	var catOpts []tenants.CatalogOption
+	if o.tenantMigrations != nil {
+		catOpts = append(catOpts, tenants.WithMigrations(o.tenantMigrations))
+	}
+	catalog := tenants.NewCatalog(db, layout, log, catOpts...)
 	if err := catalog.Bootstrap(ctx); err != nil {
 		return nil, fmt.Errorf("bootstrap catalog: %w", err)
 	}
@@ -99,7 +110,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, db *gorm.DB
 			_ = notifier.Notify(ctx) // logged there; the periodic refresh covers a lost one
 		}
 	})
-	mw, err := tenants.NewMiddleware(resolver, cfg.Server.TrustedProxies, migrations.Tenant().Latest())
+	mw, err := tenants.NewMiddleware(resolver, cfg.Server.TrustedProxies, catalog.Migrations().Latest())
 	if err != nil {
 		return nil, err
 	}
