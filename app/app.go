@@ -251,6 +251,12 @@ func (a *App) Serve(ctx context.Context, lns []net.Listener) error {
 	if a.Config.Database.Driver == "postgres" {
 		var err error
 		if live, err = tenants.NewListener(a.Config.Database.DSN, a.Resolver, a.Log); err != nil {
+			for _, ln := range lns {
+				_ = ln.Close()
+			}
+			if a.adminLn != nil {
+				_ = a.adminLn.Close()
+			}
 			return err
 		}
 	}
