@@ -63,6 +63,17 @@
 // tenants a connection re-prepares more often. That is a speed question,
 // never an isolation one.
 //
+// # Live catalog
+//
+// Every committed catalog change (Catalog.OnChange) clears this process's
+// resolver cache and, on PostgreSQL, sends NOTIFY tenantry_catalog; every
+// process LISTENs (Listener, live.go) and reloads the catalog on each
+// notification and on each (re)connect, since notifications sent while
+// disconnected are lost. A periodic full refresh (tenancy.refresh_interval,
+// 500 ms on SQLite, which has no notifications) is the safety net. A
+// suspension or removal therefore reaches every instance well within a
+// second.
+//
 // # Provisioning
 //
 // Catalog.Create and Catalog.Ensure create a tenant's schema (or prefixed
