@@ -35,6 +35,17 @@ var layouts = []struct {
 	{"sqlite", tenants.StrategyPrefix},
 }
 
+// eachLayout runs fn in parallel subtests, one per layout, each on a
+// fleet of its own.
+func eachLayout(t *testing.T, fn func(t *testing.T, f *fleet)) {
+	for _, l := range layouts {
+		t.Run(l.driver+"/"+string(l.strategy), func(t *testing.T) {
+			t.Parallel()
+			fn(t, newFleet(t, l.driver, l.strategy))
+		})
+	}
+}
+
 func newFleet(t testing.TB, driver string, strategy tenants.Strategy) *fleet {
 	t.Helper()
 	f := &fleet{dbc: testenv.Database(t, driver)}

@@ -71,66 +71,62 @@ func TestMigrateThousandTenants(t *testing.T) {
 // second run, once the cause is fixed, finishes it without touching the
 // rest.
 func TestMigrateFailingTenant(t *testing.T) {
-	for _, l := range layouts {
-		t.Run(l.driver+"/"+string(l.strategy), func(t *testing.T) {
-			t.Parallel()
-			ctx := context.Background()
-			f := newFleet(t, l.driver, l.strategy)
-			names := f.provision(t, migrations.Tenant(), 3)
-			bad := names[1]
-			// Two users of one name make the unique index fail on bad
-			// only, after its ADD COLUMN has already run.
-			f.insertUser(t, bad, "Ann", "ann1@example.com")
-			f.insertUser(t, bad, "Ann", "ann2@example.com")
-			next := withMigration(t, "unique_names", addNickname+"\n"+
-				`CREATE UNIQUE INDEX {{index "users_name_key"}} ON {{table "users"}} (name);`)
-			c := f.catalog(t, next)
+	eachLayout(t, func(t *testing.T, f *fleet) {
+		ctx := context.Background()
+		names := f.provision(t, migrations.Tenant(), 3)
+		bad := names[1]
+		// Two users of one name make the unique index fail on bad
+		// only, after its ADD COLUMN has already run.
+		f.insertUser(t, bad, "Ann", "ann1@example.com")
+		f.insertUser(t, bad, "Ann", "ann2@example.com")
+		next := withMigration(t, "unique_names", addNickname+"\n"+
+			`CREATE UNIQUE INDEX {{index "users_name_key"}} ON {{table "users"}} (name);`)
+		c := f.catalog(t, next)
 
-			rep, err := c.Migrate(ctx, tenants.MigrateOptions{Jobs: 2})
-			if !errors.Is(err, tenants.ErrMigrateFailed) {
-				t.Fatalf("Migrate error = %v, want ErrMigrateFailed", err)
+		rep, err := c.Migrate(ctx, tenants.MigrateOptions{Jobs: 2})
+		if !errors.Is(err, tenants.ErrMigrateFailed) {
+			t.Fatalf("Migrate error = %v, want ErrMigrateFailed", err)
+		}
+		if rep.Migrated != 2 || rep.Failed != 1 || len(rep.Failures) != 1 || rep.Failures[0].Tenant != bad {
+			t.Fatalf("report %+v, want 2 migrated and %s failed", rep, bad)
+		}
+		if !strings.Contains(rep.Failures[0].Error, "0002_unique_names") {
+			t.Errorf("failure %q does not name the migration", rep.Failures[0].Error)
+		}
+		before := map[string][]record{}
+		for _, s := range names {
+			wantV, wantCol := 2, true
+			if s == bad {
+				wantV, wantCol = 1, false
 			}
-			if rep.Migrated != 2 || rep.Failed != 1 || len(rep.Failures) != 1 || rep.Failures[0].Tenant != bad {
-				t.Fatalf("report %+v, want 2 migrated and %s failed", rep, bad)
+			before[s] = f.records(t, s)
+			if got := f.version(t, s); got != wantV {
+				t.Errorf("%s: catalog version %d, want %d", s, got, wantV)
 			}
-			if !strings.Contains(rep.Failures[0].Error, "0002_unique_names") {
-				t.Errorf("failure %q does not name the migration", rep.Failures[0].Error)
+			if got := len(before[s]); got != wantV {
+				t.Errorf("%s: %d records, want %d", s, got, wantV)
 			}
-			before := map[string][]record{}
-			for _, s := range names {
-				wantV, wantCol := 2, true
-				if s == bad {
-					wantV, wantCol = 1, false
-				}
-				before[s] = f.records(t, s)
-				if got := f.version(t, s); got != wantV {
-					t.Errorf("%s: catalog version %d, want %d", s, got, wantV)
-				}
-				if got := len(before[s]); got != wantV {
-					t.Errorf("%s: %d records, want %d", s, got, wantV)
-				}
-				if got := f.hasColumn(t, s, "users", "nickname"); got != wantCol {
-					t.Errorf("%s: nickname column present = %v, want %v", s, got, wantCol)
-				}
+			if got := f.hasColumn(t, s, "users", "nickname"); got != wantCol {
+				t.Errorf("%s: nickname column present = %v, want %v", s, got, wantCol)
 			}
+		}
 
-			if err := f.db.Exec("DELETE FROM "+migrations.Quote(f.layout.Table(bad, "users"))+" WHERE email = ?", "ann2@example.com").Error; err != nil {
-				t.Fatal(err)
+		if err := f.db.Exec("DELETE FROM "+migrations.Quote(f.layout.Table(bad, "users"))+" WHERE email = ?", "ann2@example.com").Error; err != nil {
+			t.Fatal(err)
+		}
+		rep, err = c.Migrate(ctx, tenants.MigrateOptions{Jobs: 2})
+		if err != nil || rep.Migrated != 1 || rep.UpToDate != 2 {
+			t.Fatalf("re-run: %+v, %v; want 1 migrated, 2 up to date", rep, err)
+		}
+		for _, s := range names {
+			if got := f.version(t, s); got != 2 {
+				t.Errorf("%s: version %d after re-run, want 2", s, got)
 			}
-			rep, err = c.Migrate(ctx, tenants.MigrateOptions{Jobs: 2})
-			if err != nil || rep.Migrated != 1 || rep.UpToDate != 2 {
-				t.Fatalf("re-run: %+v, %v; want 1 migrated, 2 up to date", rep, err)
+			if s != bad && !slices.Equal(f.records(t, s), before[s]) {
+				t.Errorf("%s: records changed by the re-run: %v, was %v", s, f.records(t, s), before[s])
 			}
-			for _, s := range names {
-				if got := f.version(t, s); got != 2 {
-					t.Errorf("%s: version %d after re-run, want 2", s, got)
-				}
-				if s != bad && !slices.Equal(f.records(t, s), before[s]) {
-					t.Errorf("%s: records changed by the re-run: %v, was %v", s, f.records(t, s), before[s])
-				}
-			}
-		})
-	}
+		}
+	})
 }
 
 // TestMigrateConcurrentRuns starts two runners, each with its own pool as
@@ -185,52 +181,44 @@ func driftedUsers(t testing.TB) migrations.Set {
 // TestMigrateChecksumDrift edits an applied migration: the run, and the
 // dry run before it, fail with ErrChecksum instead of re-running it.
 func TestMigrateChecksumDrift(t *testing.T) {
-	for _, l := range layouts {
-		t.Run(l.driver+"/"+string(l.strategy), func(t *testing.T) {
-			t.Parallel()
-			f := newFleet(t, l.driver, l.strategy)
-			names := f.provision(t, migrations.Tenant(), 1)
-			c := f.catalog(t, driftedUsers(t))
-			for _, dry := range []bool{true, false} {
-				rep, err := c.Migrate(context.Background(), tenants.MigrateOptions{DryRun: dry})
-				if !errors.Is(err, tenants.ErrMigrateFailed) || len(rep.Failures) != 1 ||
-					!errors.Is(rep.Failures[0].Err, migrations.ErrChecksum) {
-					t.Fatalf("dry run %v: %+v, %v; want one ErrChecksum failure", dry, rep, err)
-				}
+	eachLayout(t, func(t *testing.T, f *fleet) {
+		names := f.provision(t, migrations.Tenant(), 1)
+		c := f.catalog(t, driftedUsers(t))
+		for _, dry := range []bool{true, false} {
+			rep, err := c.Migrate(context.Background(), tenants.MigrateOptions{DryRun: dry})
+			if !errors.Is(err, tenants.ErrMigrateFailed) || len(rep.Failures) != 1 ||
+				!errors.Is(rep.Failures[0].Err, migrations.ErrChecksum) {
+				t.Fatalf("dry run %v: %+v, %v; want one ErrChecksum failure", dry, rep, err)
 			}
-			if got := f.version(t, names[0]); got != 1 {
-				t.Errorf("version %d, want 1", got)
-			}
-		})
-	}
+		}
+		if got := f.version(t, names[0]); got != 1 {
+			t.Errorf("version %d, want 1", got)
+		}
+	})
 }
 
 // TestMigrateDryRun lists what would run and changes nothing.
 func TestMigrateDryRun(t *testing.T) {
-	for _, l := range layouts {
-		t.Run(l.driver+"/"+string(l.strategy), func(t *testing.T) {
-			t.Parallel()
-			f := newFleet(t, l.driver, l.strategy)
-			names := f.provision(t, migrations.Tenant(), 3)
-			c := f.catalog(t, withMigration(t, "nickname", addNickname))
-			rep, err := c.Migrate(context.Background(), tenants.MigrateOptions{DryRun: true})
-			if err != nil {
-				t.Fatal(err)
+	eachLayout(t, func(t *testing.T, f *fleet) {
+		names := f.provision(t, migrations.Tenant(), 3)
+		c := f.catalog(t, withMigration(t, "nickname", addNickname))
+		rep, err := c.Migrate(context.Background(), tenants.MigrateOptions{DryRun: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []tenants.TenantPlan
+		for _, s := range names {
+			want = append(want, tenants.TenantPlan{Tenant: s, From: 1, To: 2, Migrations: []string{"0002_nickname"}})
+		}
+		if rep.Migrated != 0 || fmt.Sprint(rep.Pending) != fmt.Sprint(want) {
+			t.Errorf("dry run: %+v, want pending %v", rep, want)
+		}
+		for _, s := range names {
+			if f.version(t, s) != 1 || len(f.records(t, s)) != 1 || f.hasColumn(t, s, "users", "nickname") {
+				t.Errorf("%s changed by a dry run", s)
 			}
-			var want []tenants.TenantPlan
-			for _, s := range names {
-				want = append(want, tenants.TenantPlan{Tenant: s, From: 1, To: 2, Migrations: []string{"0002_nickname"}})
-			}
-			if rep.Migrated != 0 || fmt.Sprint(rep.Pending) != fmt.Sprint(want) {
-				t.Errorf("dry run: %+v, want pending %v", rep, want)
-			}
-			for _, s := range names {
-				if f.version(t, s) != 1 || len(f.records(t, s)) != 1 || f.hasColumn(t, s, "users", "nickname") {
-					t.Errorf("%s changed by a dry run", s)
-				}
-			}
-		})
-	}
+		}
+	})
 }
 
 // TestMigrateSelection covers --tenant, tenants newer than the binary,
