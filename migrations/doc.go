@@ -14,4 +14,8 @@
 // it was; the caller is also responsible for the advisory lock that keeps two
 // runners apart. A recorded checksum that differs from the code's is
 // ErrChecksum: an applied migration is never silently re-run or edited.
+//
+// The embedded sets are the code's; Load builds a set from other files and
+// Set.Append extends one, which is how tests put tenants behind or make a
+// migration fail (tenants.WithMigrations hands such a set to the catalog).
 package migrations
