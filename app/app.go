@@ -35,6 +35,10 @@ type App struct {
 	Resolver *tenants.Resolver
 	Handler  http.Handler
 
+	// randomSessionKey is set when web.session_key was empty; Serve warns,
+	// so one-shot CLI commands do not.
+	randomSessionKey bool
+
 	// admin and adminLn are set by Listen when admin.listen is configured.
 	admin   *admin.Server
 	adminLn net.Listener
@@ -123,9 +127,6 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, db *gorm.DB
 		return nil, err
 	}
 	sessionKey, generated := web.SessionKey(cfg.Web.SessionKey)
-	if generated {
-		log.Warn("web.session_key is not set; flash messages are signed with a random key, so they do not survive a restart or reach another process")
-	}
 	h := handlers.New(handlers.Deps{
 		Log:        log,
 		Scope:      scope,
@@ -136,7 +137,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, db *gorm.DB
 		Pages:      pages,
 		SessionKey: sessionKey,
 	})
-	return &App{Config: cfg, Log: log, DB: db, Catalog: catalog, Resolver: resolver, Handler: h}, nil
+	return &App{Config: cfg, Log: log, DB: db, Catalog: catalog, Resolver: resolver, Handler: h, randomSessionKey: generated}, nil
 }
 
 // Seed ensures every tenant of the configuration exists and is migrated.
@@ -247,6 +248,9 @@ func processName() string {
 // process announces. The pool is left open for the caller to close.
 func (a *App) Serve(ctx context.Context, lns []net.Listener) error {
 	sc := a.Config.Server
+	if a.randomSessionKey {
+		a.Log.Warn("web.session_key is not set; flash messages are signed with a random key, so they do not survive a restart or reach another process")
+	}
 	var live *tenants.Listener
 	if a.Config.Database.Driver == "postgres" {
 		var err error
