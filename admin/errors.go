@@ -8,50 +8,30 @@ import (
 	"github.com/gin-gonic/gin"
 	"gorm.io/gorm"
 
+	"tenantry/problem"
 	"tenantry/tenants"
 )
 
-// Problem is an RFC 9457 problem details object, shaped as the tenant
-// API's (package handlers) so one client can read both.
-type Problem struct {
-	Type     string       `json:"type"`
-	Title    string       `json:"title"`
-	Status   int          `json:"status"`
-	Detail   string       `json:"detail,omitempty"`
-	Instance string       `json:"instance,omitempty"`
-	Errors   []FieldError `json:"errors,omitempty"`
-}
+// Problem is an RFC 9457 problem details object, the same as the tenant
+// API's (package problem) so one client can read both.
+type Problem = problem.Problem
 
 // FieldError is one invalid field of a request and what is wrong with it.
-type FieldError struct {
-	Field   string `json:"field"`
-	Message string `json:"message"`
+type FieldError = problem.FieldError
+
+// newRequestError is a client error with the problem to show.
+func newRequestError(status int, slug, title, detail string, fields ...FieldError) *problem.Error {
+	return problem.New(status, slug, title, detail, fields...)
 }
 
-const problemBase = "urn:tenantry:problem:"
-
-// requestError is an error caused by the request itself, with the status
-// and a message that is safe to show to the client.
-type requestError struct {
-	status int
-	slug   string
-	title  string
-	detail string
-	fields []FieldError
-}
-
-func (e *requestError) Error() string { return e.title + ": " + e.detail }
-
-func newRequestError(status int, slug, title, detail string, fields ...FieldError) *requestError {
-	return &requestError{status: status, slug: slug, title: title, detail: detail, fields: fields}
-}
+// invalid is a 422 listing the invalid fields.
+var invalid = problem.Invalid
 
 var (
 	errUnauthorized = newRequestError(http.StatusUnauthorized, "unauthorized", "Unauthorized",
 		"Send the admin token as Authorization: Bearer <token>.")
-	errTooLarge = newRequestError(http.StatusRequestEntityTooLarge, "body-too-large", "Request body too large",
-		"The request body is larger than the admin API accepts.")
-	errNoRoute = newRequestError(http.StatusNotFound, "not-found", "Not found",
+	errTooLarge = problem.ErrTooLarge
+	errNoRoute  = newRequestError(http.StatusNotFound, "not-found", "Not found",
 		"No admin resource exists at this path.")
 	errNoMethod = newRequestError(http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed",
 		"This admin resource does not support the request's method.")
@@ -59,31 +39,23 @@ var (
 		"A migration run is in progress on this instance; follow it with GET /admin/migrate.")
 )
 
-// invalid is a 422 listing the invalid fields.
-func invalid(fields ...FieldError) *requestError {
-	return newRequestError(http.StatusUnprocessableEntity, "validation", "Invalid input",
-		"One or more fields are invalid.", fields...)
-}
-
 // problemFor is the one place that maps an error to what the client sees.
 // The catalog's own messages for bad names and hosts are shown, since they
 // only restate the client's input and the rule it broke; anything not
 // recognised is a 500 whose details stay in the log.
 func problemFor(err error) (Problem, bool) {
 	var (
-		re *requestError
+		pe *problem.Error
 		mb *http.MaxBytesError
 	)
 	p := func(status int, slug, title, detail string) Problem {
-		return Problem{Type: problemBase + slug, Title: title, Status: status, Detail: detail}
+		return problem.New(status, slug, title, detail).Problem
 	}
 	switch {
-	case errors.As(err, &re):
-		pr := p(re.status, re.slug, re.title, re.detail)
-		pr.Errors = re.fields
-		return pr, true
+	case errors.As(err, &pe):
+		return pe.Problem, true
 	case errors.As(err, &mb):
-		return problemFor(errTooLarge)
+		return errTooLarge.Problem, true
 	case errors.Is(err, tenants.ErrNotFound):
 		return p(http.StatusNotFound, "tenant-not-found", "Tenant not found", "No tenant has this name."), true
 	case errors.Is(err, tenants.ErrExists):
@@ -101,8 +73,7 @@ func problemFor(err error) (Problem, bool) {
 		// and gets the precise answer.
 		return p(http.StatusConflict, "conflict", "Conflict", "A concurrent change used the same name or host; retry."), true
 	}
-	return Problem{Type: problemBase + "internal", Title: "Internal server error", Status: http.StatusInternalServerError,
-		Detail: "Something went wrong on our side; it has been logged."}, false
+	return problem.Internal(), false
 }
 
 // reason returns the message that the tenants package attached to
@@ -128,11 +99,7 @@ func (s *Server) respondError(c *gin.Context, err error) {
 }
 
 func (s *Server) writeProblem(c *gin.Context, pr Problem) {
-	pr.Instance = c.Request.URL.Path
-	c.Header("Content-Type", "application/problem+json")
-	c.Header("Cache-Control", "no-store")
-	c.Status(pr.Status)
-	if err := jsonEncode(c.Writer, pr); err != nil {
+	if err := problem.Write(c.Writer, pr, c.Request.URL.Path); err != nil {
 		s.log.WarnContext(c.Request.Context(), "write admin problem", "err", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"tenantry/problem"
 	"tenantry/tenants"
 )
 
@@ -31,8 +32,7 @@ func (s *Server) handleReady(c *gin.Context) {
 	defer cancel()
 	if err := s.Ready(ctx); err != nil {
 		s.Log.WarnContext(ctx, "not ready", "err", err)
-		s.writeProblem(c, Problem{Type: problemBase + "not-ready", Title: "Not ready", Status: http.StatusServiceUnavailable,
-			Detail: "The database does not answer."})
+		s.writeProblem(c, problem.New(http.StatusServiceUnavailable, "not-ready", "Not ready", "The database does not answer.").Problem)
 		return
 	}
 	s.writeJSON(c, http.StatusOK, map[string]string{"status": "ready"})

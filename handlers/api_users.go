@@ -7,6 +7,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"tenantry/models"
+	"tenantry/problem"
 )
 
 var (
@@ -54,7 +55,7 @@ func (s *Server) handleUserShow(c *gin.Context) {
 
 func (s *Server) handleUserCreate(c *gin.Context) {
 	var in models.UserInput
-	if err := decodeJSON(c.Request, &in, jsonTypes...); err != nil {
+	if err := problem.DecodeJSON(c.Request, &in, jsonTypes...); err != nil {
 		s.respondError(c, err)
 		return
 	}
@@ -83,7 +84,7 @@ func (s *Server) userUpdate(c *gin.Context, partial bool, types []string) {
 		return
 	}
 	var in models.UserInput
-	if err := decodeJSON(c.Request, &in, types...); err != nil {
+	if err := problem.DecodeJSON(c.Request, &in, types...); err != nil {
 		s.respondError(c, err)
 		return
 	}

@@ -7,72 +7,46 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"tenantry/models"
+	"tenantry/problem"
 	"tenantry/tenants"
 )
 
-// Problem is an RFC 9457 problem details object.
-type Problem struct {
-	Type     string              `json:"type"`
-	Title    string              `json:"title"`
-	Status   int                 `json:"status"`
-	Detail   string              `json:"detail,omitempty"`
-	Instance string              `json:"instance,omitempty"`
-	Errors   []models.FieldError `json:"errors,omitempty"`
-}
-
-const problemBase = "urn:tenantry:problem:"
-
-// requestError is an error caused by the request itself, with the status
-// and a message that is safe to show to the client.
-type requestError struct {
-	status int
-	slug   string
-	title  string
-	detail string
-	fields []models.FieldError
-}
-
-func (e *requestError) Error() string { return e.title + ": " + e.detail }
+// Problem is an RFC 9457 problem details object (package problem).
+type Problem = problem.Problem
 
 var (
-	errTooLarge = &requestError{status: http.StatusRequestEntityTooLarge, slug: "body-too-large",
-		title: "Request body too large", detail: "The request body is larger than the server accepts."}
-	errNoRoute = &requestError{status: http.StatusNotFound, slug: "not-found",
-		title: "Not found", detail: "No resource exists at this path."}
-	errNoMethod = &requestError{status: http.StatusMethodNotAllowed, slug: "method-not-allowed",
-		title: "Method not allowed", detail: "This resource does not support the request's method."}
-	errUserNotFound = &requestError{status: http.StatusNotFound, slug: "user-not-found",
-		title: "User not found", detail: "No user with this id exists in this workspace."}
+	errTooLarge = problem.ErrTooLarge
+	errNoRoute  = problem.New(http.StatusNotFound, "not-found", "Not found", "No resource exists at this path.")
+	errNoMethod = problem.New(http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed",
+		"This resource does not support the request's method.")
+	errUserNotFound = problem.New(http.StatusNotFound, "user-not-found", "User not found",
+		"No user with this id exists in this workspace.")
 )
 
 // problemFor is the one place that maps an error to what the client sees.
 // Anything not recognised is a 500 whose details stay in the log.
 func problemFor(err error) (Problem, bool) {
 	var (
-		re *requestError
+		pe *problem.Error
 		ve *models.ValidationError
 		mb *http.MaxBytesError
 	)
 	p := func(status int, slug, title, detail string) Problem {
-		return Problem{Type: problemBase + slug, Title: title, Status: status, Detail: detail}
+		return problem.New(status, slug, title, detail).Problem
 	}
 	switch {
-	case errors.As(err, &re):
-		pr := p(re.status, re.slug, re.title, re.detail)
-		pr.Errors = re.fields
-		return pr, true
+	case errors.As(err, &pe):
+		return pe.Problem, true
 	case errors.As(err, &ve):
-		pr := p(http.StatusUnprocessableEntity, "validation", "Invalid input", "One or more fields are invalid.")
-		pr.Errors = ve.Fields
-		return pr, true
+		return problem.Invalid(ve.Fields...).Problem, true
 	case errors.As(err, &mb):
-		return problemFor(errTooLarge)
+		return errTooLarge.Problem, true
 	case errors.Is(err, models.ErrNotFound):
-		return problemFor(errUserNotFound)
+		return errUserNotFound.Problem, true
 	case errors.Is(err, models.ErrEmailTaken):
-		pr := p(http.StatusConflict, "email-taken", "Email already used", "Another user in this workspace already has this email address.")
-		pr.Errors = []models.FieldError{{Field: "email", Message: "is already used in this workspace"}}
-		return pr, true
+		return problem.New(http.StatusConflict, "email-taken", "Email already used",
+			"Another user in this workspace already has this email address.",
+			problem.FieldError{Field: "email", Message: "is already used in this workspace"}).Problem, true
 	case errors.Is(err, tenants.ErrMalformedHost):
 		return p(http.StatusNotFound, "unknown-host", "Unknown host", "The Host header is not a valid host name."), true
 	case errors.Is(err, tenants.ErrUnknownHost):
@@ -83,12 +57,7 @@ func problemFor(err error) (Problem, bool) {
 		return p(http.StatusServiceUnavailable, "tenant-migrating", "Workspace being upgraded",
 			"This workspace's data is being upgraded; try again shortly."), true
 	}
-	return problemInternal(), false
-}
-
-func problemInternal() Problem {
-	return Problem{Type: problemBase + "internal", Title: "Internal server error", Status: http.StatusInternalServerError,
-		Detail: "Something went wrong on our side; it has been logged."}
+	return problem.Internal(), false
 }
 
 // respondError logs what the client must not see and writes the problem:
@@ -106,16 +75,13 @@ func (s *Server) respondError(c *gin.Context, err error) {
 // problem+json and an HTML page (wantsHTML), so respondError, the panic
 // handler and every route answer alike.
 func (s *Server) writeProblem(c *gin.Context, pr Problem) {
-	pr.Instance = c.Request.URL.Path
-	if pr.Status == http.StatusServiceUnavailable {
-		c.Header("Retry-After", "5")
-	}
 	if s.wantsHTML(c) {
+		pr.Instance = c.Request.URL.Path
+		if pr.Status == http.StatusServiceUnavailable {
+			c.Header("Retry-After", "5")
+		}
 		s.writeProblemHTML(c, pr)
 		return
 	}
-	c.Header("Content-Type", "application/problem+json")
-	c.Header("Cache-Control", "no-store")
-	c.Status(pr.Status)
-	_ = jsonEncode(c.Writer, pr)
+	_ = problem.Write(c.Writer, pr, c.Request.URL.Path)
 }

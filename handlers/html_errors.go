@@ -8,6 +8,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"tenantry/problem"
 	"tenantry/web"
 )
 
@@ -105,8 +106,8 @@ func acceptQuality(accept, mediaType string) float64 {
 
 // errCrossOrigin is an unsafe request that a browser sent from a page of
 // another origin: another site, or another workspace on the same host.
-var errCrossOrigin = &requestError{status: http.StatusForbidden, slug: "cross-origin", title: "Request refused",
-	detail: "This form was sent from another site or workspace, so it was not accepted. Go back to the page, reload it and try again."}
+var errCrossOrigin = problem.New(http.StatusForbidden, "cross-origin", "Request refused",
+	"This form was sent from another site or workspace, so it was not accepted. Go back to the page, reload it and try again.")
 
 // sameOrigin refuses POST, PUT, PATCH and DELETE requests that a browser
 // sends from another origin, with http.CrossOriginProtection: a request

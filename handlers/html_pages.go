@@ -6,12 +6,14 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
 
 	"tenantry/models"
+	"tenantry/problem"
 	"tenantry/tenants"
 	"tenantry/web"
 )
@@ -24,9 +26,9 @@ const (
 
 var (
 	formTypes        = []string{"application/x-www-form-urlencoded", "multipart/form-data"}
-	errFormMediaType = &requestError{status: http.StatusUnsupportedMediaType, slug: "unsupported-media-type",
-		title: "Unsupported media type", detail: "Send the form as " + strings.Join(formTypes, " or ") + "."}
-	errMalformedForm = badRequest("malformed-form", "Malformed form", "The form data could not be read.")
+	errFormMediaType = problem.New(http.StatusUnsupportedMediaType, "unsupported-media-type",
+		"Unsupported media type", "Send the form as "+strings.Join(formTypes, " or ")+".")
+	errMalformedForm = problem.New(http.StatusBadRequest, "malformed-form", "Malformed form", "The form data could not be read.")
 )
 
 // layout is the frame of a page: the tenant's name, when the request has a
@@ -69,7 +71,7 @@ func (s *Server) redirectWithFlash(c *gin.Context, msg string) {
 // the same input.
 func userForm(r *http.Request, maxMemory int64) (models.UserInput, error) {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || !contains(formTypes, mt) {
+	if err != nil || !slices.Contains(formTypes, mt) {
 		return models.UserInput{}, errFormMediaType
 	}
 	if mt == "multipart/form-data" {
@@ -134,8 +136,7 @@ func pageNumber(c *gin.Context) (int, error) {
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 1 || n > maxPage {
-		return 0, badRequest("invalid-query", "Invalid query parameters", "One or more query parameters are invalid.",
-			models.FieldError{Field: "page", Message: fmt.Sprintf("must be a whole number from 1 to %d", maxPage)})
+		return 0, problem.BadQuery(models.FieldError{Field: "page", Message: fmt.Sprintf("must be a whole number from 1 to %d", maxPage)})
 	}
 	return n, nil
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"tenantry/problem"
 	"tenantry/tenants"
 	"tenantry/web"
 )
@@ -58,7 +59,7 @@ func (s *Server) recover(c *gin.Context) {
 			}
 			s.Log.ErrorContext(c.Request.Context(), "panic", "panic", v, "path", c.Request.URL.Path)
 			if !c.Writer.Written() {
-				s.writeProblem(c, problemInternal())
+				s.writeProblem(c, problem.Internal())
 			}
 			c.Abort()
 		}
