@@ -5,6 +5,7 @@ package database
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -40,12 +41,12 @@ func Open(ctx context.Context, c config.Database, log *slog.Logger) (*gorm.DB, m
 		// Microseconds in UTC: what PostgreSQL keeps, so a value read back
 		// equals the value the API acknowledged.
 		NowFunc: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
-		Logger: logger.NewSlogLogger(log, logger.Config{
+		Logger: expectedErrors{logger.NewSlogLogger(log, logger.Config{
 			SlowThreshold:             500 * time.Millisecond,
 			LogLevel:                  logger.Warn,
 			IgnoreRecordNotFoundError: true,
 			ParameterizedQueries:      true,
-		}),
+		})},
 	})
 	if err != nil {
 		return nil, "", fmt.Errorf("open %s: %w", c.Driver, err)
@@ -72,6 +73,22 @@ func Open(ctx context.Context, c config.Database, log *slog.Logger) (*gorm.DB, m
 		return nil, "", fmt.Errorf("connect to %s: %w", c.Driver, err)
 	}
 	return db, dialect, nil
+}
+
+// expectedErrors keeps GORM from logging, as errors, outcomes the
+// application expects and answers itself: a duplicate key is a 409, not a
+// fault. Slow statements are still logged.
+type expectedErrors struct{ logger.Interface }
+
+func (l expectedErrors) LogMode(level logger.LogLevel) logger.Interface {
+	return expectedErrors{l.Interface.LogMode(level)}
+}
+
+func (l expectedErrors) Trace(ctx context.Context, begin time.Time, fc func() (string, int64), err error) {
+	if errors.Is(err, gorm.ErrDuplicatedKey) {
+		err = nil
+	}
+	l.Interface.Trace(ctx, begin, fc, err)
 }
 
 // sqliteDSN adds the pragmas tenantry relies on unless the DSN sets them.
