@@ -37,6 +37,24 @@ func newStack(t testing.TB, driver string, maxOpen int, names ...string) *stack 
 	}
 	dbc := testenv.Database(t, driver)
 	dbc.MaxOpenConns, dbc.MaxIdleConns = maxOpen, maxOpen
+	s := openStack(t, dbc, strategy)
+	for _, n := range names {
+		if _, err := s.catalog.Create(ctx, tenants.Spec{Name: n, Hosts: []string{n + ".test"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s
+}
+
+// newStackOn opens an existing database with its default strategy.
+func newStackOn(t testing.TB, dbc config.Database) *stack {
+	t.Helper()
+	return openStack(t, dbc, config.DefaultStrategy(dbc.Driver))
+}
+
+func openStack(t testing.TB, dbc config.Database, strategy string) *stack {
+	t.Helper()
+	ctx := context.Background()
 	db, dialect, err := database.Open(ctx, dbc, testenv.Logger(t))
 	if err != nil {
 		t.Fatal(err)
@@ -53,11 +71,6 @@ func newStack(t testing.TB, driver string, maxOpen int, names ...string) *stack 
 	cat := tenants.NewCatalog(db, layout, testenv.Logger(t))
 	if err := cat.Bootstrap(ctx); err != nil {
 		t.Fatal(err)
-	}
-	for _, n := range names {
-		if _, err := cat.Create(ctx, tenants.Spec{Name: n, Hosts: []string{n + ".test"}}); err != nil {
-			t.Fatal(err)
-		}
 	}
 	return &stack{db: db, scope: scope, catalog: cat, layout: layout}
 }
