@@ -95,7 +95,7 @@ func withApp(cmd *cobra.Command, stderr io.Writer, fn func(ctx context.Context, 
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
-	a, err := app.Open(cmd.Context(), cfg, log, app.WithOpenAPI(openAPI))
+	a, err := app.Open(cmd.Context(), cfg, log, app.WithOpenAPI(openAPI), app.WithAdminOpenAPI(adminOpenAPI))
 	if err != nil {
 		return err
 	}

@@ -34,6 +34,7 @@
 //	POST   /admin/tenants/{name}/resume       200 tenant
 //	POST   /admin/migrate                     202 run status, Location; optional body {"tenant","jobs"}
 //	GET    /admin/migrate                     200 run status
+//	GET    /admin/openapi.yaml                200 this API's OpenAPI document (openapi-admin.yaml)
 //
 // A tenant is {"name","schema","status","schema_version","hosts",
 // "created_at","updated_at"}. DELETE keeps the tenant's data under an

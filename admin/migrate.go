@@ -137,9 +137,12 @@ func (s *Server) handleMigrateStart(c *gin.Context) {
 		s.respondError(c, err)
 		return
 	}
+	// The answer shows the run just started: taken after the run begins,
+	// the snapshot could already show it finished.
+	started := s.migration.snapshot()
 	go s.runMigration(req)
 	c.Header("Location", "/admin/migrate")
-	s.writeJSON(c, http.StatusAccepted, s.migration.snapshot())
+	s.writeJSON(c, http.StatusAccepted, started)
 }
 
 func (s *Server) runMigration(req migrateRequest) {

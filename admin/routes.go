@@ -18,6 +18,16 @@ func (s *Server) routes(e *gin.Engine) {
 	e.POST("/admin/migrate", s.handleMigrateStart)
 	e.GET("/admin/migrate", s.handleMigrateStatus)
 
+	if len(s.openAPI) > 0 {
+		// Without a document the path is 404, as any unknown path.
+		e.GET("/admin/openapi.yaml", s.handleOpenAPI)
+	}
+
 	e.NoRoute(func(c *gin.Context) { s.respondError(c, errNoRoute) })
 	e.NoMethod(func(c *gin.Context) { s.respondError(c, errNoMethod) })
 }
+
+// Routes lists every route the server answers, as method and gin path
+// (/admin/tenants/:name), so that tests can hold them against the API's
+// OpenAPI description.
+func (s *Server) Routes() gin.RoutesInfo { return s.engine.Routes() }

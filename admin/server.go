@@ -34,6 +34,9 @@ type Deps struct {
 	// MaxBody is the largest request body accepted (413 beyond it);
 	// DefaultMaxBody when zero.
 	MaxBody int64
+	// OpenAPI is the admin API's OpenAPI document (openapi-admin.yaml),
+	// served at GET /admin/openapi.yaml; without it that path is 404.
+	OpenAPI []byte
 }
 
 // Server is the admin API: an http.Handler plus the background migration
@@ -43,7 +46,8 @@ type Server struct {
 	catalog   *tenants.Catalog
 	tokenHash [sha256.Size]byte
 	maxBody   int64
-	handler   http.Handler
+	openAPI   []byte
+	engine    *gin.Engine
 	migration *migration
 
 	// ctx is the parent of background work (migration runs); stop
@@ -66,6 +70,7 @@ func NewServer(d Deps) (*Server, error) {
 		catalog:   d.Catalog,
 		tokenHash: sha256.Sum256([]byte(d.Token)),
 		maxBody:   d.MaxBody,
+		openAPI:   d.OpenAPI,
 		migration: &migration{},
 		ctx:       ctx,
 		stop:      stop,
@@ -79,12 +84,12 @@ func NewServer(d Deps) (*Server, error) {
 	e.RedirectTrailingSlash = false
 	e.Use(s.recover, s.accessLog, s.authenticate, s.limitBody)
 	s.routes(e)
-	s.handler = e
+	s.engine = e
 	return s, nil
 }
 
 // ServeHTTP serves the admin API.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.engine.ServeHTTP(w, r) }
 
 // Shutdown lets a running migration finish until ctx ends, then cancels it
 // (the tenant being migrated rolls back; a later run picks it up) and waits

@@ -39,9 +39,11 @@ type App struct {
 	// so one-shot CLI commands do not.
 	randomSessionKey bool
 
-	// admin and adminLn are set by Listen when admin.listen is configured.
-	admin   *admin.Server
-	adminLn net.Listener
+	// admin and adminLn are set by Listen when admin.listen is configured;
+	// adminOpenAPI is the document the admin API serves.
+	admin        *admin.Server
+	adminLn      net.Listener
+	adminOpenAPI []byte
 }
 
 // Option supplies what Open needs besides the configuration.
@@ -49,12 +51,19 @@ type Option func(*options)
 
 type options struct {
 	openAPI          []byte
+	adminOpenAPI     []byte
 	tenantMigrations migrations.Set
 }
 
 // WithOpenAPI makes every tenant host serve spec at GET /openapi.yaml.
 func WithOpenAPI(spec []byte) Option {
 	return func(o *options) { o.openAPI = spec }
+}
+
+// WithAdminOpenAPI makes the admin listener serve spec at
+// GET /admin/openapi.yaml, behind the admin token like every admin route.
+func WithAdminOpenAPI(spec []byte) Option {
+	return func(o *options) { o.adminOpenAPI = spec }
 }
 
 // WithTenantMigrations makes the process provision, migrate and require
@@ -137,7 +146,8 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, db *gorm.DB
 		Pages:      pages,
 		SessionKey: sessionKey,
 	})
-	return &App{Config: cfg, Log: log, DB: db, Catalog: catalog, Resolver: resolver, Handler: h, randomSessionKey: generated}, nil
+	return &App{Config: cfg, Log: log, DB: db, Catalog: catalog, Resolver: resolver, Handler: h,
+		randomSessionKey: generated, adminOpenAPI: o.adminOpenAPI}, nil
 }
 
 // Seed ensures every tenant of the configuration exists and is migrated.
@@ -169,7 +179,7 @@ func (a *App) Listen() ([]net.Listener, error) {
 		}
 		lns = append(lns, ln)
 	}
-	if err := a.listenAdmin(); err != nil {
+	if err := a.ListenAdmin(); err != nil {
 		for _, l := range lns {
 			_ = l.Close()
 		}
@@ -178,12 +188,13 @@ func (a *App) Listen() ([]net.Listener, error) {
 	return lns, nil
 }
 
-// listenAdmin opens the admin listener and builds the admin API when
+// ListenAdmin opens the admin listener and builds the admin API when
 // admin.listen is set; Serve then serves it. With an empty admin.token it
 // generates a token for this process and logs it once at WARN, so the
 // admin API is never open without one (config refuses an empty token on a
-// non-loopback address outright).
-func (a *App) listenAdmin() error {
+// non-loopback address outright). Listen calls it; a caller that opens the
+// tenant listeners itself (testenv) calls it alone.
+func (a *App) ListenAdmin() error {
 	ac := a.Config.Admin
 	if ac.Listen == "" {
 		return nil
@@ -201,7 +212,7 @@ func (a *App) listenAdmin() error {
 		a.Log.Warn("admin.token is empty: generated a token valid for this process only; set admin.token (or TENANTRY_ADMIN_TOKEN) to choose one",
 			"admin_addr", ln.Addr().String(), "admin_token", token)
 	}
-	srv, err := admin.NewServer(admin.Deps{Log: a.Log, Catalog: a.Catalog, Token: token})
+	srv, err := admin.NewServer(admin.Deps{Log: a.Log, Catalog: a.Catalog, Token: token, OpenAPI: a.adminOpenAPI})
 	if err != nil {
 		_ = ln.Close()
 		return err

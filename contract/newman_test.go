@@ -71,25 +71,9 @@ func TestNewman(t *testing.T) {
 				{"localhost1-again", "localhost1.postman_environment.json", env.URL1, env.URL2, "tenant1"},
 			} {
 				t.Run(run.name, func(t *testing.T) {
-					rep := runNewman(t, newman, root, run.envFile,
+					rep := runNewman(t, newman, filepath.Join(root, collectionFile), filepath.Join(root, "postman", run.envFile),
 						"baseUrl="+run.base, "otherBaseUrl="+run.other, "tenantName="+run.tenant)
-					st := rep.Run.Stats
-					t.Logf("newman: %d requests, %d assertions, %d failed",
-						st["requests"].Total, st["assertions"].Total, st["assertions"].Failed)
-					for _, f := range rep.Run.Failures {
-						t.Errorf("%s: %s: %s", f.Source.Name, f.Error.Name, f.Error.Message)
-					}
-					for _, k := range []string{"requests", "testScripts", "prerequestScripts", "assertions"} {
-						if st[k].Failed != 0 {
-							t.Errorf("newman: %d of %d %s failed", st[k].Failed, st[k].Total, k)
-						}
-					}
-					// Every request ran and asserted something: a run cannot
-					// pass by skipping.
-					if st["requests"].Total < len(reqs) || st["assertions"].Total < 2*len(reqs) {
-						t.Errorf("newman ran %d requests with %d assertions; the collection has %d requests",
-							st["requests"].Total, st["assertions"].Total, len(reqs))
-					}
+					checkNewmanRun(t, rep, len(reqs))
 				})
 			}
 
@@ -112,13 +96,37 @@ func TestNewman(t *testing.T) {
 	}
 }
 
-// runNewman runs the collection with one environment and its variables
-// overridden, and returns newman's JSON report.
-func runNewman(t *testing.T, newman, root, envFile string, vars ...string) newmanReport {
+// checkNewmanRun fails t for every failed assertion, script or request of
+// a run, and for a run that did not send each of the collection's nreqs
+// requests with assertions.
+func checkNewmanRun(t *testing.T, rep newmanReport, nreqs int) {
+	t.Helper()
+	st := rep.Run.Stats
+	t.Logf("newman: %d requests, %d assertions, %d failed",
+		st["requests"].Total, st["assertions"].Total, st["assertions"].Failed)
+	for _, f := range rep.Run.Failures {
+		t.Errorf("%s: %s: %s", f.Source.Name, f.Error.Name, f.Error.Message)
+	}
+	for _, k := range []string{"requests", "testScripts", "prerequestScripts", "assertions"} {
+		if st[k].Failed != 0 {
+			t.Errorf("newman: %d of %d %s failed", st[k].Failed, st[k].Total, k)
+		}
+	}
+	// Every request ran and asserted something: a run cannot pass by
+	// skipping.
+	if st["requests"].Total < nreqs || st["assertions"].Total < 2*nreqs {
+		t.Errorf("newman ran %d requests with %d assertions; the collection has %d requests",
+			st["requests"].Total, st["assertions"].Total, nreqs)
+	}
+}
+
+// runNewman runs a collection (a path) with one environment (a path) and
+// its variables overridden, and returns newman's JSON report.
+func runNewman(t *testing.T, newman, collection, environment string, vars ...string) newmanReport {
 	t.Helper()
 	report := filepath.Join(t.TempDir(), "newman.json")
-	args := []string{"run", filepath.Join(root, collectionFile),
-		"--environment", filepath.Join(root, "postman", envFile),
+	args := []string{"run", collection,
+		"--environment", environment,
 		"--reporters", "cli,json", "--reporter-json-export", report,
 		"--color", "off"}
 	for _, v := range vars {

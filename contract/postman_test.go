@@ -13,6 +13,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/routers"
+
 	"tenantry/config"
 	"tenantry/internal/testenv"
 )
@@ -38,6 +41,30 @@ type collection struct {
 	} `json:"info"`
 	Item  []collectionItem  `json:"item"`
 	Event []collectionEvent `json:"event"`
+	Auth  *collectionAuth   `json:"auth"`
+}
+
+// collectionAuth is how a collection or a request authenticates: "bearer"
+// with a token, "noauth", or absent to inherit.
+type collectionAuth struct {
+	Type   string `json:"type"`
+	Bearer []struct {
+		Key   string `json:"key"`
+		Value string `json:"value"`
+	} `json:"bearer"`
+}
+
+// token returns the bearer token, or "".
+func (a *collectionAuth) token() string {
+	if a == nil {
+		return ""
+	}
+	for _, kv := range a.Bearer {
+		if kv.Key == "token" {
+			return kv.Value
+		}
+	}
+	return ""
 }
 
 // collectionItem is a folder (Item set) or a request (Request set).
@@ -53,6 +80,7 @@ type collectionItem struct {
 			Key   string `json:"key"`
 			Value string `json:"value"`
 		} `json:"header"`
+		Auth *collectionAuth `json:"auth"`
 	} `json:"request"`
 	Event    []collectionEvent `json:"event"`
 	Response []struct {
@@ -99,6 +127,13 @@ func (r request) String() string { return r.folder + " / " + r.Name }
 
 func loadCollection(t *testing.T) (collection, []request) {
 	t.Helper()
+	return loadCollectionFile(t, collectionFile)
+}
+
+// loadCollectionFile reads the Postman v2.1 collection at collectionFile
+// (relative to the module root) and lists its requests.
+func loadCollectionFile(t *testing.T, collectionFile string) (collection, []request) {
+	t.Helper()
 	var c collection
 	readJSON(t, collectionFile, &c)
 	if c.Info.Schema != collectionV21 {
@@ -138,7 +173,7 @@ func readJSON(t *testing.T, rel string, v any) {
 
 var (
 	// leadingVar is the base URL variable a request's URL starts with.
-	leadingVar = regexp.MustCompile(`^\{\{(baseUrl|otherBaseUrl)\}\}`)
+	leadingVar = regexp.MustCompile(`^\{\{([A-Za-z]+)\}\}`)
 	anyVar     = regexp.MustCompile(`\{\{[^}]*\}\}`)
 	// wantStatus finds the status a test script asserts.
 	wantStatus = regexp.MustCompile(`pm\.response\.to\.have\.status\((\d{3})\)`)
@@ -161,41 +196,12 @@ func TestCollectionCoversOpenAPI(t *testing.T) {
 	covered := map[string]bool{} // operationId → has a request
 	opOf := map[string]string{}  // request → operationId
 	for _, r := range reqs {
-		raw := r.Request.URL.Raw
-		base := leadingVar.FindStringSubmatch(raw)
-		if base == nil {
-			t.Errorf("%s: URL %q does not start with {{baseUrl}} or {{otherBaseUrl}}", r, raw)
+		_, op, ok := operationOf(t, r, map[string]*checker{"baseUrl": c, "otherBaseUrl": c})
+		if !ok {
 			continue
 		}
-		// Stand a value in for each variable: the router matches paths only.
-		path, _, _ := strings.Cut(anyVar.ReplaceAllString(strings.TrimPrefix(raw, base[0]), "1"), "?")
-		hreq, err := http.NewRequest(r.Request.Method, "http://tenant.invalid"+path, nil)
-		if err != nil {
-			t.Errorf("%s: %v", r, err)
-			continue
-		}
-		route, _, err := c.router.FindRoute(hreq)
-		if err != nil {
-			t.Errorf("%s: %s %s is not an operation of openapi.yaml: %v", r, r.Request.Method, raw, err)
-			continue
-		}
-		id := route.Operation.OperationID
-		covered[id], opOf[r.String()] = true, id
-
-		tests := r.script("test")
-		m := wantStatus.FindStringSubmatch(tests)
-		switch {
-		case !strings.Contains(tests, "pm.test("):
-			t.Errorf("%s: no pm.test in its test script", r)
-		case m == nil:
-			t.Errorf("%s: its test script does not assert the status (pm.response.to.have.status)", r)
-		case len(r.Response) == 0:
-			t.Errorf("%s: no saved example response", r)
-		case strconv.Itoa(r.Response[0].Code) != m[1]:
-			t.Errorf("%s: the saved example is a %d, the test wants %s", r, r.Response[0].Code, m[1])
-		case route.Operation.Responses.Status(r.Response[0].Code) == nil:
-			t.Errorf("%s: the saved example's status %d is not documented for %s", r, r.Response[0].Code, id)
-		}
+		covered[op.OperationID], opOf[r.String()] = true, op.OperationID
+		checkTestsAndExample(t, r, op)
 	}
 	for _, o := range operations(doc) {
 		if !covered[o.op.OperationID] {
@@ -247,6 +253,71 @@ func TestCollectionCoversOpenAPI(t *testing.T) {
 	}
 }
 
+// operationOf returns the base URL variable that r's URL starts with and
+// the operation it calls in the document of that variable's checker. When
+// there is none, it says why on t and returns false.
+func operationOf(t *testing.T, r request, checkers map[string]*checker) (string, *openapi3.Operation, bool) {
+	t.Helper()
+	raw := r.Request.URL.Raw
+	base := leadingVar.FindStringSubmatch(raw)
+	if base == nil || checkers[base[1]] == nil {
+		t.Errorf("%s: URL %q does not start with one of %v", r, raw, slices.Sorted(maps.Keys(checkers)))
+		return "", nil, false
+	}
+	c := checkers[base[1]]
+	// Stand a value in for each variable: the router matches paths only.
+	path, _, _ := strings.Cut(anyVar.ReplaceAllString(strings.TrimPrefix(raw, base[0]), "1"), "?")
+	hreq, err := http.NewRequest(r.Request.Method, "http://tenant.invalid"+path, nil)
+	if err == nil {
+		var route *routers.Route
+		if route, _, err = c.router.FindRoute(hreq); err == nil {
+			return base[1], route.Operation, true
+		}
+	}
+	t.Errorf("%s: %s %s is not an operation of %s: %v", r, r.Request.Method, raw, c.name, err)
+	return "", nil, false
+}
+
+// checkTestsAndExample fails t unless r's test script asserts its status in
+// a pm.test and r has a saved example of that status, which op documents.
+func checkTestsAndExample(t *testing.T, r request, op *openapi3.Operation) {
+	t.Helper()
+	tests := r.script("test")
+	m := wantStatus.FindStringSubmatch(tests)
+	switch {
+	case !strings.Contains(tests, "pm.test("):
+		t.Errorf("%s: no pm.test in its test script", r)
+	case m == nil:
+		t.Errorf("%s: its test script does not assert the status (pm.response.to.have.status)", r)
+	case len(r.Response) == 0:
+		t.Errorf("%s: no saved example response", r)
+	case strconv.Itoa(r.Response[0].Code) != m[1]:
+		t.Errorf("%s: the saved example is a %d, the test wants %s", r, r.Response[0].Code, m[1])
+	case op.Responses.Status(r.Response[0].Code) == nil:
+		t.Errorf("%s: the saved example's status %d is not documented for %s", r, r.Response[0].Code, op.OperationID)
+	}
+}
+
+// environmentValues returns the enabled variables of a Postman environment.
+func environmentValues(t *testing.T, file string) map[string]string {
+	t.Helper()
+	var env struct {
+		Values []struct {
+			Key     string `json:"key"`
+			Value   string `json:"value"`
+			Enabled bool   `json:"enabled"`
+		} `json:"values"`
+	}
+	readJSON(t, file, &env)
+	vals := map[string]string{}
+	for _, v := range env.Values {
+		if v.Enabled {
+			vals[v.Key] = v.Value
+		}
+	}
+	return vals
+}
+
 // TestPostmanEnvironments checks that the environments point at the
 // tenants that `go run .` serves by default.
 func TestPostmanEnvironments(t *testing.T) {
@@ -255,21 +326,7 @@ func TestPostmanEnvironments(t *testing.T) {
 		tenantURL[s.Name] = "http://" + s.Hosts[0]
 	}
 	for file, tenant := range environmentFiles {
-		var env struct {
-			Name   string `json:"name"`
-			Values []struct {
-				Key     string `json:"key"`
-				Value   string `json:"value"`
-				Enabled bool   `json:"enabled"`
-			} `json:"values"`
-		}
-		readJSON(t, file, &env)
-		vals := map[string]string{}
-		for _, v := range env.Values {
-			if v.Enabled {
-				vals[v.Key] = v.Value
-			}
-		}
+		vals := environmentValues(t, file)
 		if got, want := vals["baseUrl"], tenantURL[tenant]; got != want || want == "" {
 			t.Errorf("%s: baseUrl = %q, want %q (tenant %s of config.Default)", file, got, want, tenant)
 		}

@@ -136,10 +136,19 @@ type Env struct {
 	URL1, URL2 string
 	// Addr1 and Addr2 are the listeners' host:port.
 	Addr1, Addr2 string
+	// AdminURL is http://127.0.0.1:PORT of the admin API when Start ran
+	// with WithAdmin, and "" otherwise.
+	AdminURL string
 }
 
 // Option changes the configuration Start uses.
 type Option func(*config.Config)
+
+// WithAdmin serves the admin API too, on a free loopback port, behind
+// token (which must not be empty).
+func WithAdmin(token string) Option {
+	return func(c *config.Config) { c.Admin.Listen, c.Admin.Token = "127.0.0.1:0", token }
+}
 
 // Start runs the service on driver's fresh database, as main does, and
 // stops it when t ends.
@@ -168,7 +177,7 @@ func Start(t testing.TB, driver string, opts ...Option) *Env {
 		t.Fatalf("testenv: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.Open(ctx, cfg, Logger(t), app.WithOpenAPI(OpenAPI(t)))
+	a, err := app.Open(ctx, cfg, Logger(t), app.WithOpenAPI(OpenAPI(t)), app.WithAdminOpenAPI(AdminOpenAPI(t)))
 	if err != nil {
 		cancel()
 		t.Fatalf("testenv: open: %v", err)
@@ -176,6 +185,16 @@ func Start(t testing.TB, driver string, opts ...Option) *Env {
 	if err := a.Seed(ctx); err != nil {
 		cancel()
 		t.Fatalf("testenv: seed: %v", err)
+	}
+	// The tenant listeners are open already; this opens the admin one,
+	// when the configuration asks for it.
+	if err := a.ListenAdmin(); err != nil {
+		cancel()
+		for _, ln := range lns {
+			_ = ln.Close()
+		}
+		_ = a.Close()
+		t.Fatalf("testenv: admin listener: %v", err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- a.Serve(ctx, lns) }()
@@ -187,6 +206,9 @@ func Start(t testing.TB, driver string, opts ...Option) *Env {
 		_ = a.Close()
 	})
 	env := &Env{App: a, URL1: "http://" + a1, URL2: "http://" + a2, Addr1: a1, Addr2: a2}
+	if addr := a.AdminAddr(); addr != "" {
+		env.AdminURL = "http://" + addr
+	}
 	waitHealthy(t, env.URL1+"/healthz")
 	return env
 }
@@ -252,11 +274,23 @@ func ModuleRoot(t testing.TB) string {
 // embeds, so the services that Start runs serve exactly what the binary does.
 func OpenAPI(t testing.TB) []byte {
 	t.Helper()
-	spec, err := os.ReadFile(filepath.Join(ModuleRoot(t), "openapi.yaml"))
+	return moduleFile(t, "openapi.yaml")
+}
+
+// AdminOpenAPI returns openapi-admin.yaml from the module root, the admin
+// API's document that main embeds and the admin listener serves.
+func AdminOpenAPI(t testing.TB) []byte {
+	t.Helper()
+	return moduleFile(t, "openapi-admin.yaml")
+}
+
+func moduleFile(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(ModuleRoot(t), name))
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
-	return spec
+	return b
 }
 
 // Unique returns a string unique to this run, for emails and names.
