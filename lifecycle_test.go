@@ -15,33 +15,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"tenantry/internal/testenv"
 )
-
-// lifecycleBinary builds the tenantry binary once per test.
-func lifecycleBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "tenantry")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
-}
 
 // TestInvalidConfigStopsStartup: a bad value is an error naming the key and
 // the allowed values, with a non-zero exit, before anything listens.
 func TestInvalidConfigStopsStartup(t *testing.T) {
-	bin := lifecycleBinary(t)
+	bin := testenv.Binary(t)
 	for _, tc := range []struct {
 		env  string
 		args []string
@@ -71,9 +52,9 @@ func TestInvalidConfigStopsStartup(t *testing.T) {
 // request must still be served and acknowledged, the process must exit 0,
 // and the acknowledged write must be there after a restart.
 func TestGracefulShutdown(t *testing.T) {
-	bin := lifecycleBinary(t)
+	bin := testenv.Binary(t)
 	dir := t.TempDir()
-	p1, p2 := freePort(t), freePort(t)
+	p1, p2 := port(testenv.FreeAddr(t)), port(testenv.FreeAddr(t))
 	cfg := fmt.Sprintf(`server:
   listen: ["127.0.0.1:%s", "127.0.0.1:%s"]
   shutdown_timeout: 10s
@@ -160,3 +141,5 @@ func waitUp(t *testing.T, url string) {
 	}
 	t.Fatalf("%s not up within 20s", url)
 }
+
+func port(addr string) string { return addr[strings.LastIndexByte(addr, ':')+1:] }

@@ -44,18 +44,13 @@ var (
 // only restate the client's input and the rule it broke; anything not
 // recognised is a 500 whose details stay in the log.
 func problemFor(err error) (Problem, bool) {
-	var (
-		pe *problem.Error
-		mb *http.MaxBytesError
-	)
+	if pr, ok := problem.From(err); ok {
+		return pr, true
+	}
 	p := func(status int, slug, title, detail string) Problem {
 		return problem.New(status, slug, title, detail).Problem
 	}
 	switch {
-	case errors.As(err, &pe):
-		return pe.Problem, true
-	case errors.As(err, &mb):
-		return errTooLarge.Problem, true
 	case errors.Is(err, tenants.ErrNotFound):
 		return p(http.StatusNotFound, "tenant-not-found", "Tenant not found", "No tenant has this name."), true
 	case errors.Is(err, tenants.ErrExists):

@@ -32,7 +32,7 @@ func openApp(t *testing.T, mutate func(*config.Config)) *app.App {
 // (and only there) behind the token, and stops it with the rest.
 func TestAdminListenerServedWithTenants(t *testing.T) {
 	a := openApp(t, func(c *config.Config) {
-		c.Server.Listen = []string{freeAddr(t)}
+		c.Server.Listen = []string{testenv.FreeAddr(t)}
 		c.Admin.Listen, c.Admin.Token = "127.0.0.1:0", "wiring-token"
 	})
 	lns, err := a.Listen()
@@ -96,7 +96,7 @@ func TestAdminPortInUseFailsListen(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer busy.Close()
-	tenantAddr := freeAddr(t)
+	tenantAddr := testenv.FreeAddr(t)
 	a := openApp(t, func(c *config.Config) {
 		c.Server.Listen = []string{tenantAddr}
 		c.Admin.Listen = busy.Addr().String()

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -23,27 +22,6 @@ import (
 // through one instance's admin API, or through the CLI as a process of its
 // own, is served by every other running instance within a second.
 const propagationLimit = time.Second
-
-// buildBinary builds the tenantry command into a temporary directory.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "tenantry")
-	out, err := exec.Command("go", "build", "-o", bin, "tenantry").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // syncBuffer collects a process's log while it runs.
 type syncBuffer struct {
@@ -77,7 +55,7 @@ type cluster struct {
 
 func (c *cluster) start(t *testing.T, name, token string) *instance {
 	t.Helper()
-	in := &instance{name: name, addr: freeAddr(t), admin: freeAddr(t), token: token, log: &syncBuffer{}}
+	in := &instance{name: name, addr: testenv.FreeAddr(t), admin: testenv.FreeAddr(t), token: token, log: &syncBuffer{}}
 	args := append([]string{"serve", "--config", c.config, "--listen", in.addr, "--admin-listen", in.admin}, c.dbArgs...)
 	cmd := exec.Command(c.bin, args...)
 	cmd.Dir = t.TempDir()
@@ -207,7 +185,7 @@ func propagation(t *testing.T, on *instance, host string, want int, change func(
 }
 
 func TestLiveCatalogAcrossProcesses(t *testing.T) {
-	bin := buildBinary(t)
+	bin := testenv.Binary(t)
 	for _, driver := range testenv.Drivers {
 		t.Run(driver, func(t *testing.T) {
 			db := testenv.Database(t, driver)

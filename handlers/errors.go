@@ -26,21 +26,13 @@ var (
 // problemFor is the one place that maps an error to what the client sees.
 // Anything not recognised is a 500 whose details stay in the log.
 func problemFor(err error) (Problem, bool) {
-	var (
-		pe *problem.Error
-		ve *models.ValidationError
-		mb *http.MaxBytesError
-	)
+	if pr, ok := problem.From(err); ok {
+		return pr, true
+	}
 	p := func(status int, slug, title, detail string) Problem {
 		return problem.New(status, slug, title, detail).Problem
 	}
 	switch {
-	case errors.As(err, &pe):
-		return pe.Problem, true
-	case errors.As(err, &ve):
-		return problem.Invalid(ve.Fields...).Problem, true
-	case errors.As(err, &mb):
-		return errTooLarge.Problem, true
 	case errors.Is(err, models.ErrNotFound):
 		return errUserNotFound.Problem, true
 	case errors.Is(err, models.ErrEmailTaken):

@@ -37,7 +37,7 @@ func (s *Server) handlePageUserCreate(c *gin.Context) {
 		s.respondError(c, err)
 		return
 	}
-	db, ok := s.pageDB(c)
+	db, ok := s.tenantDB(c)
 	if !ok {
 		return
 	}
@@ -56,7 +56,7 @@ func (s *Server) handlePageUserCreate(c *gin.Context) {
 // renderUsers shows one page of users (oldest first, so the newest is
 // last) and the add form.
 func (s *Server) renderUsers(c *gin.Context, status, page int, flash string, form web.UserForm) {
-	db, ok := s.pageDB(c)
+	db, ok := s.tenantDB(c)
 	if !ok {
 		return
 	}
@@ -78,17 +78,6 @@ func (s *Server) renderUsers(c *gin.Context, status, page int, flash string, for
 	s.render(c, status, v)
 }
 
-// pageDB returns the request's tenant session, or writes the error page
-// and returns false.
-func (s *Server) pageDB(c *gin.Context) (*gorm.DB, bool) {
-	db, err := s.Scope.DB(c.Request.Context())
-	if err != nil {
-		s.respondError(c, err)
-		return nil, false
-	}
-	return db, true
-}
-
 // pageUser loads the user named by :id in the request's tenant, with the
 // request's tenant session, or writes the error page (404 for an id that
 // names no user here) and returns false.
@@ -98,7 +87,7 @@ func (s *Server) pageUser(c *gin.Context) (models.User, *gorm.DB, bool) {
 		s.respondError(c, err)
 		return models.User{}, nil, false
 	}
-	db, ok := s.pageDB(c)
+	db, ok := s.tenantDB(c)
 	if !ok {
 		return models.User{}, nil, false
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"gorm.io/gorm"
 
 	"tenantry/problem"
 	"tenantry/tenants"
@@ -90,4 +91,15 @@ func (s *Server) limitBody(c *gin.Context) {
 	}
 	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.MaxBody)
 	c.Next()
+}
+
+// tenantDB returns the request's tenant session, or answers the error
+// (as a page or as problem+json) and returns false.
+func (s *Server) tenantDB(c *gin.Context) (*gorm.DB, bool) {
+	db, err := s.Scope.DB(c.Request.Context())
+	if err != nil {
+		s.respondError(c, err)
+		return nil, false
+	}
+	return db, true
 }

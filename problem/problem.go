@@ -7,6 +7,7 @@
 package problem
 
 import (
+	"errors"
 	"io"
 	"net/http"
 
@@ -84,4 +85,24 @@ func EncodeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	return enc.Encode(v)
+}
+
+// From returns the problem that err already carries: a *Error, a
+// *models.ValidationError (422) or an *http.MaxBytesError (413). Each API
+// maps its other errors itself.
+func From(err error) (Problem, bool) {
+	var (
+		pe *Error
+		ve *models.ValidationError
+		mb *http.MaxBytesError
+	)
+	switch {
+	case errors.As(err, &pe):
+		return pe.Problem, true
+	case errors.As(err, &ve):
+		return Invalid(ve.Fields...).Problem, true
+	case errors.As(err, &mb):
+		return ErrTooLarge.Problem, true
+	}
+	return Problem{}, false
 }

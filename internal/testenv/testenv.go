@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -295,3 +296,26 @@ func moduleFile(t testing.TB, name string) []byte {
 
 // Unique returns a string unique to this run, for emails and names.
 func Unique(prefix string) string { return fmt.Sprintf("%s-%s", prefix, randomHex(4)) }
+
+// Binary builds the tenantry command into t's temporary directory, for
+// tests that need real processes (signals, several instances, the CLI).
+func Binary(t testing.TB) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "tenantry")
+	out, err := exec.Command("go", "build", "-o", bin, "tenantry").CombinedOutput()
+	if err != nil {
+		t.Fatalf("testenv: go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// FreeAddr returns a loopback host:port that was free a moment ago.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
