@@ -44,8 +44,8 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver for set-up and seeding
 
+	service "tenantry/app"
 	"tenantry/config"
-	"tenantry/database"
 	"tenantry/migrations"
 	"tenantry/tenants"
 )
@@ -359,24 +359,17 @@ log:
 // users table with SQL.
 func provision(ctx context.Context, o options, dsn string) error {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	dbc := config.Default().Database
-	dbc.Driver, dbc.DSN, dbc.MaxOpenConns, dbc.MaxIdleConns = "postgres", dsn, 8, 8
-	db, dialect, err := database.Open(ctx, dbc, log)
+	cfg := config.Default()
+	cfg.Database.Driver, cfg.Database.DSN = "postgres", dsn
+	cfg.Database.MaxOpenConns, cfg.Database.MaxIdleConns = 8, 8
+	cfg.Tenancy.Strategy, cfg.Tenants, cfg.Admin.Listen = "schema", nil, ""
+	// The same wiring as the service: pool, scope, catalog, shared migrations.
+	a, err := service.Open(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = database.Close(db) }()
-	layout, err := tenants.NewLayout(tenants.StrategySchema, dialect)
-	if err != nil {
-		return err
-	}
-	if _, err := tenants.NewScope(db, layout); err != nil {
-		return err
-	}
-	cat := tenants.NewCatalog(db, layout, log)
-	if err := cat.Bootstrap(ctx); err != nil {
-		return err
-	}
+	defer func() { _ = a.Close() }()
+	cat := a.Catalog
 	raw, err := sql.Open("pgx", dsn)
 	if err != nil {
 		return err

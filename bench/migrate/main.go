@@ -32,8 +32,8 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver for the scratch database
 
+	"tenantry/app"
 	"tenantry/config"
-	"tenantry/database"
 	"tenantry/migrations"
 	"tenantry/tenants"
 )
@@ -84,24 +84,17 @@ func run(ctx context.Context, o options) error {
 	defer drop()
 
 	log := slog.New(slog.NewTextHandler(o.verbose, nil))
-	dbc := config.Default().Database
-	dbc.Driver, dbc.DSN, dbc.MaxOpenConns, dbc.MaxIdleConns = "postgres", dsn, o.maxOpen, o.maxOpen
-	db, dialect, err := database.Open(ctx, dbc, log)
+	cfg := config.Default()
+	cfg.Database.Driver, cfg.Database.DSN = "postgres", dsn
+	cfg.Database.MaxOpenConns, cfg.Database.MaxIdleConns = o.maxOpen, o.maxOpen
+	cfg.Tenancy.Strategy, cfg.Tenants, cfg.Admin.Listen = o.strategy, nil, ""
+	// The same wiring as the service: pool, scope, catalog, shared migrations.
+	a, err := app.Open(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = database.Close(db) }()
-	layout, err := tenants.NewLayout(tenants.Strategy(o.strategy), dialect)
-	if err != nil {
-		return err
-	}
-	if _, err := tenants.NewScope(db, layout); err != nil {
-		return err
-	}
-	base := tenants.NewCatalog(db, layout, log)
-	if err := base.Bootstrap(ctx); err != nil {
-		return err
-	}
+	defer func() { _ = a.Close() }()
+	db, base, layout := a.DB, a.Catalog, a.Catalog.Layout()
 	var version string
 	if err := db.WithContext(ctx).Raw("SHOW server_version").Scan(&version).Error; err != nil {
 		return err
