@@ -272,7 +272,7 @@ func (c *Catalog) migrate(ctx context.Context, tx *gorm.DB, t *Tenant) (migratio
 	// complete, so the middleware serves the tenant again.
 	if t.ID != 0 && (len(applied) > 0 || t.SchemaVersion != latest) {
 		err := tx.WithContext(ctx).Model(&Tenant{}).Where("id = ?", t.ID).
-			Updates(map[string]any{"schema_version": latest, "updated_at": time.Now()}).Error
+			Updates(map[string]any{"schema_version": latest}).Error
 		if err != nil {
 			return nil, fmt.Errorf("record version of %q: %w", t.Name, err)
 		}
@@ -353,7 +353,7 @@ func (c *Catalog) SetStatus(ctx context.Context, name string, st Status) (*Tenan
 		return nil, fmt.Errorf("%w: status %q", ErrInvalidName, st)
 	}
 	res := c.db.WithContext(ctx).Model(&Tenant{}).Where("name = ?", name).
-		Updates(map[string]any{"status": st, "updated_at": time.Now()})
+		Updates(map[string]any{"status": st})
 	if res.Error != nil {
 		return nil, fmt.Errorf("set status of %q: %w", name, res.Error)
 	}
