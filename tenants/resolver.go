@@ -28,7 +28,14 @@ type Resolver struct {
 	mu      sync.RWMutex
 	known   map[string]*Tenant
 	unknown map[string]time.Time // host → when to forget it
-	gen     uint64               // bumped by Invalidate and Refresh
+	// epoch counts every Invalidate and every Refresh that has started;
+	// floor is the epoch the cache's contents are known to be at least as
+	// fresh as. An answer read under an older epoch than floor may predate
+	// a committed change, so it is never installed: without this, a
+	// refresh that read the catalog just before a suspend could put the
+	// tenant back as active after the suspend had cleared the cache.
+	epoch uint64
+	floor uint64
 }
 
 // NewResolver returns an empty resolver over lookup.
@@ -52,7 +59,7 @@ func (r *Resolver) Resolve(ctx context.Context, host string) (*Tenant, error) {
 	r.mu.RLock()
 	t, ok := r.known[host]
 	until, neg := r.unknown[host]
-	gen := r.gen
+	asked := r.epoch
 	r.mu.RUnlock()
 	if ok {
 		return t, nil
@@ -68,8 +75,9 @@ func (r *Resolver) Resolve(ctx context.Context, host string) (*Tenant, error) {
 		t, err := r.lookup.ByHost(ctx, host)
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		if r.gen != gen {
-			// The catalog changed while we asked: don't cache a stale answer.
+		if r.epoch != asked {
+			// The cache was cleared or reloaded while we asked: our answer
+			// may predate that change, so it is returned but not kept.
 			return t, err
 		}
 		switch {
@@ -96,13 +104,20 @@ func (r *Resolver) Invalidate() {
 	r.mu.Lock()
 	r.known = map[string]*Tenant{}
 	r.unknown = map[string]time.Time{}
-	r.gen++
+	r.epoch++
+	r.floor = r.epoch
 	r.mu.Unlock()
 }
 
 // Refresh reloads the whole catalog into the cache with one query, so
 // changes made by other processes are seen within the refresh interval.
+// A refresh overtaken by a later Invalidate or Refresh discards what it
+// read, since that may be older than what the cache now reflects.
 func (r *Resolver) Refresh(ctx context.Context) error {
+	r.mu.Lock()
+	r.epoch++
+	mine := r.epoch
+	r.mu.Unlock()
 	ts, err := r.lookup.List(ctx)
 	if err != nil {
 		return err
@@ -115,10 +130,13 @@ func (r *Resolver) Refresh(ctx context.Context) error {
 		}
 	}
 	r.mu.Lock()
+	defer r.mu.Unlock()
+	if mine <= r.floor {
+		return nil
+	}
 	r.known = known
 	r.unknown = map[string]time.Time{}
-	r.gen++
-	r.mu.Unlock()
+	r.floor = mine
 	return nil
 }
 

@@ -111,3 +111,75 @@ func TestResolverCache(t *testing.T) {
 		}
 	})
 }
+
+// slowListCatalog is the real catalog whose List, once armed, reads the
+// catalog and then waits for release before answering: a refresh that is
+// overtaken by a change made while it was in flight.
+type slowListCatalog struct {
+	*tenants.Catalog
+	armed   chan struct{} // receives once the armed List has read
+	release chan struct{}
+	arm     atomic.Bool
+}
+
+func (c *slowListCatalog) List(ctx context.Context) ([]tenants.Tenant, error) {
+	ts, err := c.Catalog.List(ctx)
+	if c.arm.CompareAndSwap(true, false) {
+		c.armed <- struct{}{}
+		<-c.release
+	}
+	return ts, err
+}
+
+// TestResolverNeverInstallsAStaleSnapshot is the race CI once caught: a
+// periodic or notified refresh reads the catalog, a change (here: suspend)
+// commits and clears the cache, and then the refresh installs what it had
+// read — serving the suspended tenant as active until the next refresh.
+func TestResolverNeverInstallsAStaleSnapshot(t *testing.T) {
+	s := newStack(t, "postgres", 8, "acme")
+	ctx := context.Background()
+
+	cases := []struct {
+		name   string
+		change func(t *testing.T, r *tenants.Resolver)
+	}{
+		{"an invalidation after the read wins", func(t *testing.T, r *tenants.Resolver) {
+			r.Invalidate()
+		}},
+		{"a refresh started after the read wins", func(t *testing.T, r *tenants.Resolver) {
+			if err := r.Refresh(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := s.catalog.SetStatus(ctx, "acme", tenants.StatusActive); err != nil {
+				t.Fatal(err)
+			}
+			sc := &slowListCatalog{Catalog: s.catalog, armed: make(chan struct{}), release: make(chan struct{})}
+			r := tenants.NewResolver(sc, time.Minute)
+			sc.arm.Store(true)
+			stale := make(chan error)
+			go func() { stale <- r.Refresh(ctx) }()
+			<-sc.armed // the refresh has read acme as active
+
+			if _, err := s.catalog.SetStatus(ctx, "acme", tenants.StatusSuspended); err != nil {
+				t.Fatal(err)
+			}
+			tc.change(t, r)
+			close(sc.release)
+			if err := <-stale; err != nil {
+				t.Fatal(err)
+			}
+
+			tn, err := r.Resolve(ctx, "acme.test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tn.Status != tenants.StatusSuspended {
+				t.Errorf("after the overtaken refresh finished: status %q, want %q", tn.Status, tenants.StatusSuspended)
+			}
+		})
+	}
+}
