@@ -72,7 +72,9 @@
 // disconnected are lost. A periodic full refresh (tenancy.refresh_interval,
 // 500 ms on SQLite, which has no notifications) is the safety net. A
 // suspension or removal therefore reaches every instance well within a
-// second.
+// second. A reload that read the catalog before a change was made never
+// overwrites the cache after it (Resolver's epochs): on the instance that
+// made the change, the very next request sees it.
 //
 // # Provisioning
 //
