@@ -3,6 +3,7 @@ package tenants
 import (
 	"context"
 	"errors"
+	"strconv"
 	"sync"
 	"time"
 
@@ -68,7 +69,11 @@ func (r *Resolver) Resolve(ctx context.Context, host string) (*Tenant, error) {
 		return nil, ErrUnknownHost
 	}
 
-	v, err, _ := r.group.Do(host, func() (any, error) {
+	// Requests share a lookup only within one epoch: one that arrives
+	// after a change must not be handed the answer to a query begun before
+	// it.
+	key := strconv.FormatUint(asked, 10) + " " + host
+	v, err, _ := r.group.Do(key, func() (any, error) {
 		// The query must not die with the one request that started it:
 		// others are waiting on the same result.
 		ctx := context.WithoutCancel(ctx)

@@ -112,73 +112,114 @@ func TestResolverCache(t *testing.T) {
 	})
 }
 
-// slowListCatalog is the real catalog whose List, once armed, reads the
-// catalog and then waits for release before answering: a refresh that is
+// slowCatalog is the real catalog whose List or ByHost, once armed, reads
+// the catalog and then waits for release before answering: a read that is
 // overtaken by a change made while it was in flight.
-type slowListCatalog struct {
+type slowCatalog struct {
 	*tenants.Catalog
-	armed   chan struct{} // receives once the armed List has read
+	armed   chan struct{} // receives once the armed read has read
 	release chan struct{}
 	arm     atomic.Bool
 }
 
-func (c *slowListCatalog) List(ctx context.Context) ([]tenants.Tenant, error) {
-	ts, err := c.Catalog.List(ctx)
+func newSlowCatalog(c *tenants.Catalog) *slowCatalog {
+	return &slowCatalog{Catalog: c, armed: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (c *slowCatalog) hold() {
 	if c.arm.CompareAndSwap(true, false) {
 		c.armed <- struct{}{}
 		<-c.release
 	}
+}
+
+func (c *slowCatalog) List(ctx context.Context) ([]tenants.Tenant, error) {
+	ts, err := c.Catalog.List(ctx)
+	c.hold()
 	return ts, err
 }
 
-// TestResolverNeverInstallsAStaleSnapshot is the race CI once caught: a
-// periodic or notified refresh reads the catalog, a change (here: suspend)
-// commits and clears the cache, and then the refresh installs what it had
-// read — serving the suspended tenant as active until the next refresh.
-func TestResolverNeverInstallsAStaleSnapshot(t *testing.T) {
+func (c *slowCatalog) ByHost(ctx context.Context, host string) (*tenants.Tenant, error) {
+	t, err := c.Catalog.ByHost(ctx, host)
+	c.hold()
+	return t, err
+}
+
+// TestResolverNeverServesAnAnswerOlderThanAChange is the race CI once
+// caught, and its siblings: a read of the catalog is in flight, a change
+// (here: suspend) commits and clears the cache, and then the read's answer
+// is installed or handed to a request that came after the change —
+// serving the suspended tenant as active.
+func TestResolverNeverServesAnAnswerOlderThanAChange(t *testing.T) {
 	s := newStack(t, "postgres", 8, "acme")
 	ctx := context.Background()
 
 	cases := []struct {
-		name   string
-		change func(t *testing.T, r *tenants.Resolver)
+		name string
+		// inFlight starts the read that the change overtakes.
+		inFlight func(r *tenants.Resolver) error
+		change   func(r *tenants.Resolver) error
 	}{
-		{"an invalidation after the read wins", func(t *testing.T, r *tenants.Resolver) {
-			r.Invalidate()
-		}},
-		{"a refresh started after the read wins", func(t *testing.T, r *tenants.Resolver) {
-			if err := r.Refresh(ctx); err != nil {
-				t.Fatal(err)
-			}
-		}},
+		{"a refresh, then an invalidation",
+			func(r *tenants.Resolver) error { return r.Refresh(ctx) },
+			func(r *tenants.Resolver) error { r.Invalidate(); return nil }},
+		{"a refresh, then a later refresh",
+			func(r *tenants.Resolver) error { return r.Refresh(ctx) },
+			func(r *tenants.Resolver) error { return r.Refresh(ctx) }},
+		{"a host lookup, then an invalidation",
+			func(r *tenants.Resolver) error { _, err := r.Resolve(ctx, "acme.test"); return err },
+			func(r *tenants.Resolver) error { r.Invalidate(); return nil }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := s.catalog.SetStatus(ctx, "acme", tenants.StatusActive); err != nil {
 				t.Fatal(err)
 			}
-			sc := &slowListCatalog{Catalog: s.catalog, armed: make(chan struct{}), release: make(chan struct{})}
+			sc := newSlowCatalog(s.catalog)
 			r := tenants.NewResolver(sc, time.Minute)
 			sc.arm.Store(true)
 			stale := make(chan error)
-			go func() { stale <- r.Refresh(ctx) }()
-			<-sc.armed // the refresh has read acme as active
+			go func() { stale <- tc.inFlight(r) }()
+			<-sc.armed // the read has seen acme as active
 
 			if _, err := s.catalog.SetStatus(ctx, "acme", tenants.StatusSuspended); err != nil {
 				t.Fatal(err)
 			}
-			tc.change(t, r)
-			close(sc.release)
+			if err := tc.change(r); err != nil {
+				t.Fatal(err)
+			}
+			// A request after the change, while the old read is still out.
+			after := make(chan *tenants.Tenant, 1)
+			go func() {
+				tn, err := r.Resolve(ctx, "acme.test")
+				if err != nil {
+					t.Error(err)
+				}
+				after <- tn
+			}()
+			var tn *tenants.Tenant
+			select {
+			case tn = <-after:
+			case <-time.After(10 * time.Second):
+				// It joined the old read instead of asking anew: let the
+				// old read finish to see what it was handed.
+				close(sc.release)
+				tn = <-after
+				t.Errorf("a request after the change waited for a read begun before it")
+			}
+			if tn != nil && tn.Status != tenants.StatusSuspended {
+				t.Errorf("request after the change: status %q, want %q", tn.Status, tenants.StatusSuspended)
+			}
+			select {
+			case <-sc.release:
+			default:
+				close(sc.release)
+			}
 			if err := <-stale; err != nil {
 				t.Fatal(err)
 			}
-
-			tn, err := r.Resolve(ctx, "acme.test")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if tn.Status != tenants.StatusSuspended {
-				t.Errorf("after the overtaken refresh finished: status %q, want %q", tn.Status, tenants.StatusSuspended)
+			if tn, err := r.Resolve(ctx, "acme.test"); err != nil || tn.Status != tenants.StatusSuspended {
+				t.Errorf("once the old read finished: %v, %v; want status %q", tn, err, tenants.StatusSuspended)
 			}
 		})
 	}
