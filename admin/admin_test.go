@@ -1,9 +1,12 @@
 package admin_test
 
 import (
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"tenantry/admin"
 	"tenantry/internal/testenv"
@@ -178,5 +181,53 @@ func TestErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestWrongTokensAreThrottled: past admin.FailedAuthBurst wrong tokens an
+// address is refused with 429 even with the right token, while requests
+// without any token never count and other addresses go on.
+func TestWrongTokensAreThrottled(t *testing.T) {
+	f := start(t, "sqlite")
+	for range 3 * admin.FailedAuthBurst {
+		if r := f.do(t, request{method: "GET", path: "/admin/tenants", auth: "none"}); r.status != 401 {
+			t.Fatalf("no token: %d, want 401", r.status)
+		}
+	}
+	if r := f.do(t, request{method: "GET", path: "/admin/tenants"}); r.status != 200 {
+		t.Fatalf("right token after requests without one: %d, want 200 (they must not count)", r.status)
+	}
+
+	for i := range admin.FailedAuthBurst {
+		if r := f.do(t, request{method: "GET", path: "/admin/tenants", auth: "Bearer guess"}); r.status != 401 {
+			t.Fatalf("wrong token %d: %d, want 401", i+1, r.status)
+		}
+	}
+	r := f.do(t, request{method: "GET", path: "/admin/tenants"})
+	if r.status != http.StatusTooManyRequests {
+		t.Fatalf("right token after %d wrong ones: %d, want 429: %s", admin.FailedAuthBurst, r.status, r.body)
+	}
+	checkProblem(t, r, 429, "too-many-wrong-tokens", "")
+	want := strconv.Itoa(int(admin.FailedAuthEvery / time.Second))
+	if got := r.header.Get("Retry-After"); got != want {
+		t.Errorf("Retry-After = %q, want %q", got, want)
+	}
+	if strings.Contains(string(r.body), "tenant1") {
+		t.Errorf("429 body leaks catalog data: %s", r.body)
+	}
+
+	// Another address: the same server, reached from 127.0.0.2.
+	other := &http.Client{Transport: &http.Transport{
+		DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}).DialContext,
+	}}
+	req, _ := http.NewRequest("GET", f.url+"/admin/tenants", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := other.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("another address with the right token: %d, want 200", resp.StatusCode)
 	}
 }

@@ -21,6 +21,11 @@
 // loopback an empty admin.token makes the process generate a random token,
 // valid until it exits, and log it once at WARN (see app.Listen).
 //
+// Wrong tokens are throttled per client address (throttle.go): past
+// FailedAuthBurst of them, one more per FailedAuthEvery, and meanwhile
+// every request from the address is 429 with Retry-After before its token
+// is looked at. Requests without a token do not count.
+//
 // # Routes
 //
 //	GET    /admin/tenants                     200 {"tenants":[tenant...]}

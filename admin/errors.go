@@ -30,6 +30,8 @@ var invalid = problem.Invalid
 var (
 	errUnauthorized = newRequestError(http.StatusUnauthorized, "unauthorized", "Unauthorized",
 		"Send the admin token as Authorization: Bearer <token>.")
+	errTooManyWrongTokens = newRequestError(http.StatusTooManyRequests, "too-many-wrong-tokens", "Too many wrong tokens",
+		"This address sent too many requests with a wrong admin token; retry after the number of seconds in Retry-After.")
 	errTooLarge = problem.ErrTooLarge
 	errNoRoute  = newRequestError(http.StatusNotFound, "not-found", "Not found",
 		"No admin resource exists at this path.")

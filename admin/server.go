@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -49,6 +50,7 @@ type Server struct {
 	openAPI   []byte
 	engine    *gin.Engine
 	migration *migration
+	throttle  *throttle
 
 	// ctx is the parent of background work (migration runs); stop
 	// cancels it when the server shuts down.
@@ -72,6 +74,7 @@ func NewServer(d Deps) (*Server, error) {
 		maxBody:   d.MaxBody,
 		openAPI:   d.OpenAPI,
 		migration: &migration{},
+		throttle:  newThrottle(FailedAuthEvery, FailedAuthBurst, time.Now),
 		ctx:       ctx,
 		stop:      stop,
 	}
@@ -126,7 +129,17 @@ func NewToken() (string, error) {
 // sides are hashed before the constant-time comparison:
 // subtle.ConstantTimeCompare returns early on a length mismatch, and
 // comparing fixed-size digests keeps even the token's length secret.
+//
+// An address that sent too many wrong tokens is answered 429 before its
+// token is looked at (throttle.go).
 func (s *Server) authenticate(c *gin.Context) {
+	addr := c.RemoteIP()
+	if wait := s.throttle.wait(addr); wait > 0 {
+		c.Header("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
+		s.respondError(c, errTooManyWrongTokens)
+		c.Abort()
+		return
+	}
 	scheme, token, _ := strings.Cut(c.GetHeader("Authorization"), " ")
 	token = strings.TrimSpace(token)
 	if !strings.EqualFold(scheme, "Bearer") || token == "" {
@@ -138,6 +151,7 @@ func (s *Server) authenticate(c *gin.Context) {
 	}
 	got := sha256.Sum256([]byte(token))
 	if subtle.ConstantTimeCompare(got[:], s.tokenHash[:]) != 1 {
+		s.throttle.failed(addr)
 		s.log.WarnContext(c.Request.Context(), "admin request with a wrong token", "remote", c.Request.RemoteAddr, "path", c.Request.URL.Path)
 		c.Header("WWW-Authenticate", `Bearer realm="tenantry-admin", error="invalid_token"`)
 		s.respondError(c, errUnauthorized)

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -136,11 +137,12 @@ func exerciseAdmin(t *testing.T, c *checker, env *testenv.Env, driver string) {
 	}
 	big := `{"name":"` + strings.Repeat("a", admin.DefaultMaxBody) + `"}`
 
-	// Nothing without the token, on every operation.
-	for _, o := range operations(c.doc) {
+	// Nothing without the token, on every operation. Each wrong token
+	// comes from an address of its own, so that none is throttled.
+	for i, o := range operations(c.doc) {
 		path := strings.NewReplacer("{name}", "tenant1", "{host}", "localhost:"+p1).Replace(o.path)
 		for _, auth := range []string{"none", "Bearer wrong-token", "Basic " + adminToken} {
-			do(exchange{method: o.method, url: path, auth: auth, want: http.StatusUnauthorized})
+			do(exchange{method: o.method, url: path, auth: auth, from: fmt.Sprintf("127.0.1.%d", i+1), want: http.StatusUnauthorized})
 		}
 	}
 
@@ -291,6 +293,18 @@ func exerciseAdmin(t *testing.T, c *checker, env *testenv.Env, driver string) {
 	if st := followRun(t, do); st.Error == "" {
 		t.Errorf("run without a database: %+v, want the error that stopped it", st)
 	}
+
+	// An address that sent too many wrong tokens is refused on every
+	// operation, even with the right token; other addresses are not.
+	const guesser = "127.0.0.2"
+	for range admin.FailedAuthBurst {
+		do(exchange{method: "GET", url: "/admin/tenants", auth: "Bearer guess", from: guesser, want: http.StatusUnauthorized})
+	}
+	for _, o := range operations(c.doc) {
+		path := strings.NewReplacer("{name}", "tenant1", "{host}", "localhost:"+p1).Replace(o.path)
+		do(exchange{method: o.method, url: path, from: guesser, want: http.StatusTooManyRequests})
+	}
+	do(exchange{method: "GET", url: "/admin/openapi.yaml", want: http.StatusOK})
 }
 
 // migrationRun is the part of GET /admin/migrate the tests read.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -183,6 +184,7 @@ type exchange struct {
 	method, url string
 	host        string // Host header, when not the URL's
 	auth        string // Authorization header, when set
+	from        string // loopback source address (127.0.0.2, ...), when not the default
 	contentType string
 	body        string
 	want        int
@@ -217,7 +219,15 @@ func (c *checker) do(t *testing.T, x exchange) []byte {
 	if x.auth != "" {
 		req.Header.Set("Authorization", x.auth)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	client := http.DefaultClient
+	if x.from != "" {
+		// A client of its own, so that what the server keys on the
+		// caller's address (the admin token throttle) sees another caller.
+		tr := &http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(x.from)}}).DialContext}
+		defer tr.CloseIdleConnections()
+		client = &http.Client{Transport: tr}
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatalf("%s: %v", x, err)
 	}
