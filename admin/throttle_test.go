@@ -34,7 +34,7 @@ func TestThrottle(t *testing.T) {
 		{"other addresses are not affected", []step{{failures: 10, addr: "a", wait: setUp}, {addr: "b", wait: 0}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			th := newThrottle(every, 10, clock)
+			th := newThrottle(every, 10, clock) // the shape matters here, not the production figures
 			for i, s := range tc.steps {
 				now = now.Add(s.advance)
 				for range s.failures {
@@ -48,6 +48,34 @@ func TestThrottle(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestThrottleLetsACollectionRerun: with the production figures, the admin
+// Postman collection (one wrong token per run, a run every 2 s at the
+// fastest) can be re-run back to back forever, while a guesser gets no
+// more than one try a second past the burst.
+func TestThrottleLetsACollectionRerun(t *testing.T) {
+	now := time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)
+	th := newThrottle(FailedAuthEvery, FailedAuthBurst, func() time.Time { return now })
+	for run := range 1000 {
+		if w := th.wait("newman"); w != 0 {
+			t.Fatalf("run %d: throttled for %v", run, w)
+		}
+		th.failed("newman")
+		now = now.Add(2 * time.Second)
+	}
+
+	tries := 0
+	for range 24 * 3600 * 10 { // a day in steps of 100 ms
+		if th.wait("guesser") == 0 {
+			th.failed("guesser")
+			tries++
+		}
+		now = now.Add(100 * time.Millisecond)
+	}
+	if limit := FailedAuthBurst + 24*3600 + 1; tries > limit {
+		t.Errorf("a guesser got %d tries in a day, want at most %d", tries, limit)
 	}
 }
 
