@@ -17,9 +17,12 @@ type Lookup interface {
 }
 
 // Resolver maps normalized hosts to tenants through an in-memory cache. A
-// steady-state request costs no catalog query; concurrent misses for one
-// host share one query; unknown hosts are remembered for a short time so a
-// flood of made-up hosts cannot become a flood of queries.
+// steady-state request costs no catalog query. Once a Refresh has loaded
+// the whole catalog, an unknown host costs none either; between a change
+// (Invalidate) and the next Refresh, hosts are looked up one by one:
+// concurrent misses for one host share one query, and unknown hosts are
+// remembered for a short time, so a flood of made-up hosts cannot become
+// a flood of queries.
 type Resolver struct {
 	lookup      Lookup
 	negativeTTL time.Duration
@@ -37,6 +40,11 @@ type Resolver struct {
 	// tenant back as active after the suspend had cleared the cache.
 	epoch uint64
 	floor uint64
+	// complete says that known holds every host of the catalog: a Refresh
+	// installed it and nothing has been invalidated since. A host missing
+	// from a complete snapshot is unknown without asking the catalog, so
+	// a flood of made-up hosts, each different, costs no query at all.
+	complete bool
 }
 
 // NewResolver returns an empty resolver over lookup.
@@ -60,12 +68,12 @@ func (r *Resolver) Resolve(ctx context.Context, host string) (*Tenant, error) {
 	r.mu.RLock()
 	t, ok := r.known[host]
 	until, neg := r.unknown[host]
-	asked := r.epoch
+	asked, complete := r.epoch, r.complete
 	r.mu.RUnlock()
 	if ok {
 		return t, nil
 	}
-	if neg && r.now().Before(until) {
+	if complete || (neg && r.now().Before(until)) {
 		return nil, ErrUnknownHost
 	}
 
@@ -111,6 +119,7 @@ func (r *Resolver) Invalidate() {
 	r.unknown = map[string]time.Time{}
 	r.epoch++
 	r.floor = r.epoch
+	r.complete = false
 	r.mu.Unlock()
 }
 
@@ -142,6 +151,7 @@ func (r *Resolver) Refresh(ctx context.Context) error {
 	r.known = known
 	r.unknown = map[string]time.Time{}
 	r.floor = mine
+	r.complete = true
 	return nil
 }
 

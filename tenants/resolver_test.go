@@ -3,6 +3,7 @@ package tenants_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -93,6 +94,38 @@ func TestResolverCache(t *testing.T) {
 		tn, err := r.Resolve(ctx, "new.test")
 		if err != nil || tn.Name != "acme" {
 			t.Errorf("Resolve(new.test) = %v, %v", tn, err)
+		}
+	})
+
+	t.Run("after a refresh, made-up hosts cost no query", func(t *testing.T) {
+		if err := r.Refresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+		before := cc.byHost.Load()
+		for i := range 1000 {
+			if _, err := r.Resolve(ctx, fmt.Sprintf("made-up-%d.test", i)); !errors.Is(err, tenants.ErrUnknownHost) {
+				t.Fatalf("err = %v, want ErrUnknownHost", err)
+			}
+		}
+		if got := cc.byHost.Load() - before; got != 0 {
+			t.Errorf("1000 different unknown hosts after a refresh made %d queries, want 0", got)
+		}
+
+		// A change drops the snapshot: a host it added must be found,
+		// so hosts are asked for one by one until the next refresh.
+		if _, err := s.catalog.AddHost(ctx, "acme", "later.test"); err != nil {
+			t.Fatal(err)
+		}
+		r.Invalidate()
+		if tn, err := r.Resolve(ctx, "later.test"); err != nil || tn.Name != "acme" {
+			t.Fatalf("after Invalidate: Resolve(later.test) = %v, %v", tn, err)
+		}
+		before = cc.byHost.Load()
+		for i := range 10 {
+			_, _ = r.Resolve(ctx, fmt.Sprintf("other-%d.test", i))
+		}
+		if got := cc.byHost.Load() - before; got != 10 {
+			t.Errorf("between a change and the next refresh: %d queries for 10 unknown hosts, want 10", got)
 		}
 	})
 
