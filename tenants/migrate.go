@@ -125,6 +125,10 @@ func (c *Catalog) Migrate(ctx context.Context, opts MigrateOptions) (MigrateRepo
 			rep.UpToDate++
 		}
 	}
+	if err := c.verifyApplied(ctx, ts, rep.Latest); err != nil {
+		rep.UpToDate = 0
+		return rep, err
+	}
 	if opts.Start != nil {
 		opts.Start(len(behind))
 	}
@@ -194,6 +198,44 @@ func (c *Catalog) versions(ctx context.Context, name string) ([]Tenant, error) {
 		return nil, fmt.Errorf("read tenant versions: %w", err)
 	}
 	return ts, nil
+}
+
+// verifyApplied checks, with one query, that the migrations the fleet has
+// applied are still the ones in the code. It reads the records of the
+// most advanced tenant not newer than the code: every migration any
+// tenant at or below that version has applied, it has applied too. An
+// edited migration would otherwise go unnoticed whenever nobody is behind
+// (a behind tenant's records are checked when it is migrated), and a
+// tenant still behind would then apply the edited text, so that tenants
+// diverge. Drift therefore stops the whole run before any tenant is
+// touched.
+func (c *Catalog) verifyApplied(ctx context.Context, ts []Tenant, latest int) error {
+	var witness *Tenant
+	for i := range ts {
+		if v := ts[i].SchemaVersion; v <= latest && (witness == nil || v > witness.SchemaVersion) {
+			witness = &ts[i]
+		}
+	}
+	if witness == nil || witness.SchemaVersion == 0 {
+		return nil
+	}
+	var verr error
+	err := c.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		recs, err := migrations.Applied(ctx, tx, c.layout.TenantTarget(witness.Schema))
+		if err != nil {
+			return err
+		}
+		_, verr = c.set.Pending(recs, c.layout.Dialect)
+		return errDryRun // read only
+	})
+	if err != nil && !errors.Is(err, errDryRun) {
+		return fmt.Errorf("migrate: read the applied migrations of tenant %q: %w", witness.Name, err)
+	}
+	if verr != nil {
+		return fmt.Errorf("migrate: the tenant migrations differ from what tenant %q (version %d) applied; nothing was migrated: %w",
+			witness.Name, witness.SchemaVersion, verr)
+	}
+	return nil
 }
 
 // errDryRun rolls a dry run's transaction back.

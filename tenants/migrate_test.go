@@ -178,21 +178,60 @@ func driftedUsers(t testing.TB) migrations.Set {
 	return set
 }
 
-// TestMigrateChecksumDrift edits an applied migration: the run, and the
-// dry run before it, fail with ErrChecksum instead of re-running it.
+// TestMigrateChecksumDrift edits an applied migration and adds a new one:
+// the run, and the dry run before it, fail with ErrChecksum instead of
+// re-running the edited one or applying the new one on top of it.
 func TestMigrateChecksumDrift(t *testing.T) {
 	eachLayout(t, func(t *testing.T, f *fleet) {
 		names := f.provision(t, migrations.Tenant(), 1)
 		c := f.catalog(t, driftedUsers(t))
 		for _, dry := range []bool{true, false} {
 			rep, err := c.Migrate(context.Background(), tenants.MigrateOptions{DryRun: dry})
-			if !errors.Is(err, tenants.ErrMigrateFailed) || len(rep.Failures) != 1 ||
-				!errors.Is(rep.Failures[0].Err, migrations.ErrChecksum) {
-				t.Fatalf("dry run %v: %+v, %v; want one ErrChecksum failure", dry, rep, err)
+			if !errors.Is(err, migrations.ErrChecksum) || rep.Migrated != 0 || len(rep.Pending) != 0 {
+				t.Fatalf("dry run %v: %+v, %v; want ErrChecksum and nothing migrated or planned", dry, rep, err)
 			}
 		}
 		if got := f.version(t, names[0]); got != 1 {
 			t.Errorf("version %d, want 1", got)
+		}
+	})
+}
+
+// TestMigrateChecksumDriftWithNothingPending edits an applied migration
+// while every tenant is up to date, and then while one is behind: the run
+// must not report "up to date", and must not apply anything to the tenant
+// that is behind, which would let tenants' schemas diverge.
+func TestMigrateChecksumDriftWithNothingPending(t *testing.T) {
+	eachLayout(t, func(t *testing.T, f *fleet) {
+		ctx := context.Background()
+		f.provision(t, migrations.Tenant(), 3)
+		edited, err := migrations.Load(fstest.MapFS{
+			"m/0001_users.postgres.sql": {Data: []byte(`CREATE TABLE {{table "users"}} (id integer PRIMARY KEY);`)},
+			"m/0001_users.sqlite.sql":   {Data: []byte(`CREATE TABLE {{table "users"}} (id integer PRIMARY KEY);`)},
+		}, "m")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, dry := range []bool{true, false} {
+			rep, err := f.catalog(t, edited).Migrate(ctx, tenants.MigrateOptions{DryRun: dry})
+			if !errors.Is(err, migrations.ErrChecksum) || rep.UpToDate != 0 {
+				t.Fatalf("all up to date, dry run %v: %+v, %v; want ErrChecksum and none reported up to date", dry, rep, err)
+			}
+		}
+
+		if rep, err := f.catalog(t, withMigration(t, "nickname", addNickname)).Migrate(ctx, tenants.MigrateOptions{}); err != nil {
+			t.Fatalf("migrating an unchanged fleet: %+v, %v", rep, err)
+		}
+		if _, err := f.catalog(t, migrations.Tenant()).Create(ctx, tenants.Spec{Name: "late", Hosts: []string{"late.test"}}); err != nil {
+			t.Fatal(err)
+		}
+		drifted := withMigration(t, "nickname", addNickname+" -- edited after it was applied")
+		rep, err := f.catalog(t, drifted).Migrate(ctx, tenants.MigrateOptions{})
+		if !errors.Is(err, migrations.ErrChecksum) || rep.Migrated != 0 {
+			t.Fatalf("drift with one tenant behind: %+v, %v; want ErrChecksum and nothing migrated", rep, err)
+		}
+		if got := f.version(t, "late"); got != 1 {
+			t.Errorf("the tenant behind was migrated to %d despite the drift, want 1", got)
 		}
 	})
 }
