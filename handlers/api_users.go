@@ -1,7 +1,9 @@
 package handlers
 
 import (
+	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 
 	"github.com/gin-gonic/gin"
@@ -45,8 +47,8 @@ func (s *Server) handleUserShow(c *gin.Context) {
 }
 
 func (s *Server) handleUserCreate(c *gin.Context) {
-	var in models.UserInput
-	if err := problem.DecodeJSON(c.Request, &in, jsonTypes...); err != nil {
+	in, err := decodeUser(c, false, jsonTypes)
+	if err != nil {
 		s.respondError(c, err)
 		return
 	}
@@ -66,8 +68,8 @@ func (s *Server) handleUserPatch(c *gin.Context) { s.userUpdate(c, true, patchTy
 
 func (s *Server) userUpdate(c *gin.Context, partial bool, types []string) {
 	s.withUserID(c, func(db *gorm.DB, id uint64) error {
-		var in models.UserInput
-		if err := problem.DecodeJSON(c.Request, &in, types...); err != nil {
+		in, err := decodeUser(c, partial, types)
+		if err != nil {
 			return err
 		}
 		u, err := models.UpdateUser(c.Request.Context(), db, id, in, partial)
@@ -86,6 +88,37 @@ func (s *Server) handleUserDelete(c *gin.Context) {
 		}
 		return err
 	})
+}
+
+// decodeUser reads a user from a JSON body. When fields have the wrong
+// type or are unknown, the fields that were read are validated as the
+// domain would, so the one 422 lists every field's mistake: the wrong-type
+// ones from the decoder, the rest (missing, empty, invalid) from the
+// domain's rules.
+func decodeUser(c *gin.Context, partial bool, types []string) (models.UserInput, error) {
+	var in models.UserInput
+	err := problem.DecodeJSON(c.Request, &in, types...)
+	var pe *problem.Error
+	if !errors.As(err, &pe) || pe.Problem.Status != http.StatusUnprocessableEntity {
+		return in, err
+	}
+	var ve *models.ValidationError
+	if !errors.As(in.Normalized().Validate(partial), &ve) {
+		return in, err
+	}
+	reported := map[string]bool{}
+	for _, f := range pe.Problem.Errors {
+		reported[f.Field] = true
+	}
+	fields := slices.Clone(pe.Problem.Errors)
+	for _, f := range ve.Fields {
+		// A field the decoder refused may hold a partial value; its
+		// decoder message is the one that applies.
+		if !reported[f.Field] {
+			fields = append(fields, f)
+		}
+	}
+	return in, problem.Invalid(fields...)
 }
 
 // withDB runs fn on the tenant's session and answers its error.

@@ -194,6 +194,18 @@ func TestUsersErrors(t *testing.T) {
 					map[string]string{"name": "must be a string"}},
 				{"unknown field", "POST", users, "application/json", `{"name":"A","email":"a@example.com","admin":true}`, 422,
 					map[string]string{"admin": "is not a known field"}},
+				{"every wrong type", "POST", users, "application/json", `{"name":1,"email":true}`, 422,
+					map[string]string{"name": "must be a string", "email": "must be a string"}},
+				{"wrong type and invalid", "POST", users, "application/json", `{"name":1,"email":"nope"}`, 422,
+					map[string]string{"name": "must be a string", "email": "must be a valid email address, like name@example.com"}},
+				{"wrong type and missing", "POST", users, "application/json", `{"email":[]}`, 422,
+					map[string]string{"email": "must be a string", "name": "is required"}},
+				{"unknown field and missing", "POST", users, "application/json", `{"name":"A","admin":true}`, 422,
+					map[string]string{"admin": "is not a known field", "email": "is required"}},
+				{"wrong type in PATCH", "PATCH", takenURL, "application/merge-patch+json", `{"name":{},"email":""}`, 422,
+					map[string]string{"name": "must be a string", "email": "must not be empty"}},
+				{"wrong type in PUT", "PUT", takenURL, "application/json", `{"email":1}`, 422,
+					map[string]string{"email": "must be a string", "name": "is required"}},
 				{"null in PATCH", "PATCH", takenURL, "application/json", `{"name":null}`, 200, nil},
 				{"empty in PATCH", "PATCH", takenURL, "application/json", `{"name":""}`, 422,
 					map[string]string{"name": "must not be empty"}},
@@ -237,6 +249,9 @@ func TestUsersErrors(t *testing.T) {
 					}
 					p := wantProblem(t, r, tc.status)
 					got := fieldMessages(p)
+					if tc.fields != nil && len(got) != len(tc.fields) {
+						t.Errorf("errors = %v, want exactly %v", got, tc.fields)
+					}
 					for f, msg := range tc.fields {
 						if got[f] != msg {
 							t.Errorf("field %s: message %q, want %q (all: %v)", f, got[f], msg, got)

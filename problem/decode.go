@@ -1,6 +1,7 @@
 package problem
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,17 +16,23 @@ import (
 // DecodeJSON reads exactly one JSON object from r's body into dst. It
 // answers the client's mistakes with the right status: 415 for a media
 // type not in mediaTypes, 413 for a body over the http.MaxBytesReader
-// limit, 400 for anything that is not one JSON object, and 422 for an
-// unknown field or a field of the wrong type.
+// limit, 400 for anything that is not one JSON object, and 422 for unknown
+// fields and fields of the wrong type. The 422 lists every such field, not
+// only the first, so a client can fix its body in one go; dst is then only
+// partly filled, and callers may still validate what it holds to report
+// the other fields' mistakes in the same answer.
 func DecodeJSON(r *http.Request, dst any, mediaTypes ...string) error {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || !slices.Contains(mediaTypes, mt) {
 		return New(http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type",
 			"Send the body as "+strings.Join(mediaTypes, " or ")+".")
 	}
+	// The body is checked as JSON as a whole first, so a syntax error is a
+	// 400 however many fields precede it; only a well-formed object is
+	// then read field by field.
 	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	err = dec.Decode(dst)
+	var raw json.RawMessage
+	err = dec.Decode(&raw)
 	if err == nil {
 		if _, terr := dec.Token(); !errors.Is(terr, io.EOF) {
 			err = errors.New("trailing data after the JSON object")
@@ -33,7 +40,6 @@ func DecodeJSON(r *http.Request, dst any, mediaTypes ...string) error {
 	}
 	var (
 		syn *json.SyntaxError
-		typ *json.UnmarshalTypeError
 		mb  *http.MaxBytesError
 	)
 	malformed := func(detail string) error {
@@ -41,14 +47,8 @@ func DecodeJSON(r *http.Request, dst any, mediaTypes ...string) error {
 	}
 	switch {
 	case err == nil:
-		return nil
 	case errors.As(err, &mb):
 		return ErrTooLarge
-	case errors.As(err, &typ) && typ.Field != "":
-		return Invalid(FieldError{Field: typ.Field, Message: "must be a " + jsonKind(typ.Type)})
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return Invalid(FieldError{Field: field, Message: "is not a known field"})
 	case errors.As(err, &syn):
 		return malformed(fmt.Sprintf("The body is not valid JSON (at byte %d).", syn.Offset))
 	case errors.Is(err, io.EOF):
@@ -58,27 +58,89 @@ func DecodeJSON(r *http.Request, dst any, mediaTypes ...string) error {
 	default:
 		return malformed("The body must be exactly one JSON object.")
 	}
+	fields, ok := decodeFields(raw, dst)
+	if !ok {
+		return malformed("The body must be exactly one JSON object.")
+	}
+	if len(fields) > 0 {
+		return Invalid(fields...)
+	}
+	return nil
 }
 
-// jsonKind names the JSON type a Go value of type t is read from.
+// decodeFields decodes the object raw into dst one member at a time, so
+// that one member of the wrong type or an unknown one does not hide the
+// next: each member is decoded as an object of its own, by encoding/json
+// with its usual rules (field tags, case-insensitive names, later
+// duplicates winning). It returns one error per bad field, in the order of
+// the body, and false when raw is not an object.
+func decodeFields(raw json.RawMessage, dst any) ([]FieldError, bool) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, false
+	}
+	var fields []FieldError
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		key, isKey := tok.(string)
+		var value json.RawMessage
+		if err != nil || !isKey || dec.Decode(&value) != nil {
+			return nil, false // cannot happen: raw is one valid JSON value
+		}
+		member, err := json.Marshal(map[string]json.RawMessage{key: value})
+		if err != nil {
+			return nil, false
+		}
+		one := json.NewDecoder(bytes.NewReader(member))
+		one.DisallowUnknownFields()
+		if err := one.Decode(dst); err != nil {
+			if fe := fieldError(key, err); !seen[fe.Field] {
+				seen[fe.Field] = true
+				fields = append(fields, fe)
+			}
+		}
+	}
+	return fields, true
+}
+
+// fieldError says what is wrong with the member key that err refused.
+func fieldError(key string, err error) FieldError {
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &typ):
+		field := typ.Field // the path to a nested field, when it is one
+		if field == "" {
+			field = key
+		}
+		return FieldError{Field: field, Message: "must be " + jsonKind(typ.Type)}
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return FieldError{Field: strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`), Message: "is not a known field"}
+	}
+	// A type's own UnmarshalJSON refused the value.
+	return FieldError{Field: key, Message: "is not a valid value"}
+}
+
+// jsonKind names, with its article, the JSON type a Go value of type t is
+// read from.
 func jsonKind(t reflect.Type) string {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	switch t.Kind() {
 	case reflect.String:
-		return "string"
+		return "a string"
 	case reflect.Bool:
-		return "boolean"
+		return "a boolean"
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return "whole number"
+		return "a whole number"
 	case reflect.Float32, reflect.Float64:
-		return "number"
+		return "a number"
 	case reflect.Slice, reflect.Array:
-		return "array"
+		return "an array"
 	case reflect.Map, reflect.Struct:
-		return "object"
+		return "an object"
 	}
-	return "value of another type"
+	return "a value of another type"
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
@@ -12,28 +13,41 @@ import (
 
 func TestDecodeJSON(t *testing.T) {
 	type body struct {
-		Name *string `json:"name"`
-		Jobs int     `json:"jobs"`
+		Name *string  `json:"name"`
+		Jobs int      `json:"jobs"`
+		Tags []string `json:"tags"`
 	}
+	type fe = problem.FieldError
 	for _, tc := range []struct {
 		name, ctype, body string
 		limit             int64
 		status            int
-		field, message    string
+		fields            []fe // every field error, in order, for a 422
 	}{
-		{"ok", "application/json", `{"name":"a","jobs":2}`, 0, 0, "", ""},
-		{"ok with charset", "application/json; charset=utf-8", `{}`, 0, 0, "", ""},
-		{"no content type", "", `{}`, 0, 415, "", ""},
-		{"other media type", "text/plain", `{}`, 0, 415, "", ""},
-		{"empty", "application/json", ``, 0, 400, "", ""},
-		{"syntax error", "application/json", `{"name":}`, 0, 400, "", ""},
-		{"truncated", "application/json", `{"name":"a",`, 0, 400, "", ""},
-		{"array", "application/json", `[1]`, 0, 400, "", ""},
-		{"trailing data", "application/json", `{} {}`, 0, 400, "", ""},
-		{"wrong type string", "application/json", `{"name":1}`, 0, 422, "name", "must be a string"},
-		{"wrong type number", "application/json", `{"jobs":"x"}`, 0, 422, "jobs", "must be a whole number"},
-		{"unknown field", "application/json", `{"nope":1}`, 0, 422, "nope", "is not a known field"},
-		{"too large", "application/json", `{"name":"` + strings.Repeat("x", 100) + `"}`, 50, 413, "", ""},
+		{"ok", "application/json", `{"name":"a","jobs":2}`, 0, 0, nil},
+		{"ok with charset", "application/json; charset=utf-8", `{}`, 0, 0, nil},
+		{"no content type", "", `{}`, 0, 415, nil},
+		{"other media type", "text/plain", `{}`, 0, 415, nil},
+		{"empty", "application/json", ``, 0, 400, nil},
+		{"syntax error", "application/json", `{"name":}`, 0, 400, nil},
+		{"syntax error after a wrong type", "application/json", `{"jobs":"x","name":}`, 0, 400, nil},
+		{"truncated", "application/json", `{"name":"a",`, 0, 400, nil},
+		{"array", "application/json", `[1]`, 0, 400, nil},
+		{"string", "application/json", `"a"`, 0, 400, nil},
+		{"null", "application/json", `null`, 0, 400, nil},
+		{"trailing data", "application/json", `{} {}`, 0, 400, nil},
+		{"wrong type string", "application/json", `{"name":1}`, 0, 422, []fe{{Field: "name", Message: "must be a string"}}},
+		{"wrong type number", "application/json", `{"jobs":"x"}`, 0, 422, []fe{{Field: "jobs", Message: "must be a whole number"}}},
+		{"wrong type in an array", "application/json", `{"tags":["a",1]}`, 0, 422, []fe{{Field: "tags", Message: "must be a string"}}},
+		{"every wrong type", "application/json", `{"name":1,"jobs":true,"tags":"x"}`, 0, 422, []fe{
+			{Field: "name", Message: "must be a string"}, {Field: "jobs", Message: "must be a whole number"}, {Field: "tags", Message: "must be an array"}}},
+		{"wrong types around a good field", "application/json", `{"jobs":"x","name":"ok","tags":{}}`, 0, 422, []fe{
+			{Field: "jobs", Message: "must be a whole number"}, {Field: "tags", Message: "must be an array"}}},
+		{"unknown field", "application/json", `{"nope":1}`, 0, 422, []fe{{Field: "nope", Message: "is not a known field"}}},
+		{"unknown and wrong type", "application/json", `{"nope":1,"name":2,"also":3}`, 0, 422, []fe{
+			{Field: "nope", Message: "is not a known field"}, {Field: "name", Message: "must be a string"}, {Field: "also", Message: "is not a known field"}}},
+		{"duplicate wrong field once", "application/json", `{"name":1,"NAME":2}`, 0, 422, []fe{{Field: "name", Message: "must be a string"}}},
+		{"too large", "application/json", `{"name":"` + strings.Repeat("x", 100) + `"}`, 50, 413, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := httptest.NewRequest("POST", "/", strings.NewReader(tc.body))
@@ -58,10 +72,27 @@ func TestDecodeJSON(t *testing.T) {
 			if pe.Problem.Status != tc.status {
 				t.Errorf("status = %d, want %d (%s)", pe.Problem.Status, tc.status, pe.Problem.Detail)
 			}
-			if tc.field != "" && (len(pe.Problem.Errors) != 1 || pe.Problem.Errors[0].Field != tc.field || pe.Problem.Errors[0].Message != tc.message) {
-				t.Errorf("errors = %v, want %s %q", pe.Problem.Errors, tc.field, tc.message)
+			if !slices.Equal(pe.Problem.Errors, tc.fields) {
+				t.Errorf("errors = %v, want %v", pe.Problem.Errors, tc.fields)
 			}
 		})
+	}
+}
+
+// TestDecodeJSONKeepsGoodFields: the fields of the right type are decoded
+// even when others are refused, so a caller can validate them too.
+func TestDecodeJSONKeepsGoodFields(t *testing.T) {
+	r := httptest.NewRequest("POST", "/", strings.NewReader(`{"jobs":"x","name":"Ada"}`))
+	r.Header.Set("Content-Type", "application/json")
+	var b struct {
+		Name *string `json:"name"`
+		Jobs int     `json:"jobs"`
+	}
+	if err := problem.DecodeJSON(r, &b, "application/json"); err == nil {
+		t.Fatal("err = nil, want a 422")
+	}
+	if b.Name == nil || *b.Name != "Ada" {
+		t.Errorf("name = %v, want Ada", b.Name)
 	}
 }
 
