@@ -34,12 +34,17 @@ type newmanReport struct {
 }
 
 // TestNewman runs the Postman collection with newman (postman/node_modules,
-// installed by `npm ci` in postman/) against a freshly started service, on
-// PostgreSQL and on SQLite. Each tenant already holds a user; the
-// collection runs with localhost1's environment pointed at tenant1, with
-// localhost2's pointed at tenant2, and with localhost1's again to show
-// that runs repeat. Any failed assertion fails the test, and so does a
-// run that leaves users behind.
+// installed by `npm ci` in postman/) against the tenantry binary, freshly
+// started on free loopback ports, on PostgreSQL and on SQLite. The process
+// serves the tenants that the environments name, localhost1 and
+// localhost2, on localhost:PORT and 127.0.0.1:PORT like the defaults, so
+// that each environment runs as shipped with only the ports of baseUrl and
+// otherBaseUrl changed. Each tenant already holds a user; the collection
+// runs with localhost1's environment, with localhost2's, and with
+// localhost1's again to show that runs repeat against a database that
+// already holds data. Any failed assertion fails the test, and so does a
+// run that leaves users behind or a process that does not exit 0 on
+// SIGTERM.
 func TestNewman(t *testing.T) {
 	root := testenv.ModuleRoot(t)
 	newman := filepath.Join(root, "postman", "node_modules", ".bin", "newman")
@@ -47,11 +52,12 @@ func TestNewman(t *testing.T) {
 	testenv.RequireTool(t, "newman (cd postman && npm ci)", err == nil)
 
 	_, reqs := loadCollection(t)
+	bin := testenv.Binary(t)
 	for _, driver := range testenv.Drivers {
 		t.Run(driver, func(t *testing.T) {
 			t.Parallel()
-			env := testenv.Start(t, driver)
-			for _, u := range []string{env.URL1, env.URL2} {
+			svc := startService(t, bin, testenv.Database(t, driver), "")
+			for _, u := range []string{svc.URL1, svc.URL2} {
 				resp, err := http.Post(u+"/api/users", "application/json",
 					strings.NewReader(`{"name":"Already here","email":"already.here@example.com"}`))
 				if err != nil {
@@ -63,22 +69,20 @@ func TestNewman(t *testing.T) {
 				}
 			}
 
-			for _, run := range []struct {
-				name, envFile, base, other, tenant string
-			}{
-				{"localhost1-as-tenant1", "localhost1.postman_environment.json", env.URL1, env.URL2, "tenant1"},
-				{"localhost2-as-tenant2", "localhost2.postman_environment.json", env.URL2, env.URL1, "tenant2"},
-				{"localhost1-again", "localhost1.postman_environment.json", env.URL1, env.URL2, "tenant1"},
+			for _, run := range []struct{ name, envFile string }{
+				{"localhost1", "postman/localhost1.postman_environment.json"},
+				{"localhost2", "postman/localhost2.postman_environment.json"},
+				{"localhost1-again", "postman/localhost1.postman_environment.json"},
 			} {
 				t.Run(run.name, func(t *testing.T) {
-					rep := runNewman(t, newman, filepath.Join(root, collectionFile), filepath.Join(root, "postman", run.envFile),
-						"baseUrl="+run.base, "otherBaseUrl="+run.other, "tenantName="+run.tenant)
+					rep := runNewman(t, newman, filepath.Join(root, collectionFile), filepath.Join(root, run.envFile),
+						svc.envVars(t, run.envFile)...)
 					checkNewmanRun(t, rep, len(reqs))
 				})
 			}
 
 			// The collection deletes every user it creates.
-			for _, u := range []string{env.URL1, env.URL2} {
+			for _, u := range []string{svc.URL1, svc.URL2} {
 				var page struct {
 					Total int `json:"total"`
 				}
@@ -92,6 +96,7 @@ func TestNewman(t *testing.T) {
 					t.Errorf("%s after the runs: %d users (%v), want only the one seeded", u, page.Total, err)
 				}
 			}
+			svc.stop(t)
 		})
 	}
 }
