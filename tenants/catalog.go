@@ -197,6 +197,7 @@ func (c *Catalog) provision(ctx context.Context, s Spec, ensure bool) (*Tenant, 
 		return nil, err
 	}
 	var out *Tenant
+	created := false
 	err = c.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := c.lock(ctx, tx, "tenantry:tenant:"+s.Schema); err != nil {
 			return err
@@ -212,6 +213,7 @@ func (c *Catalog) provision(ctx context.Context, s Spec, ensure bool) (*Tenant, 
 			if err != nil {
 				return err
 			}
+			created = true
 		case err != nil:
 			return err
 		default:
@@ -229,6 +231,11 @@ func (c *Catalog) provision(ctx context.Context, s Spec, ensure bool) (*Tenant, 
 	})
 	if err != nil {
 		return nil, fmt.Errorf("provision tenant %q: %w", s.Name, err)
+	}
+	if created {
+		// Logged after the commit: a host taken by another tenant rolls
+		// the whole creation back, and the log must not say otherwise.
+		c.log.InfoContext(ctx, "tenant created", "tenant", out.Name, "schema", out.Schema)
 	}
 	c.changed(ctx)
 	return out, nil
@@ -254,7 +261,6 @@ func (c *Catalog) create(ctx context.Context, tx *gorm.DB, s Spec) (*Tenant, err
 	if err := tx.WithContext(ctx).Create(t).Error; err != nil {
 		return nil, fmt.Errorf("insert tenant: %w", err)
 	}
-	c.log.InfoContext(ctx, "tenant created", "tenant", t.Name, "schema", t.Schema)
 	return t, nil
 }
 
