@@ -57,11 +57,11 @@ func (s *Server) render(c *gin.Context, status int, v web.View) {
 	}
 }
 
-// redirectWithFlash ends a successful form post: Post/Redirect/Get to the
-// users page, which shows msg once.
-func (s *Server) redirectWithFlash(c *gin.Context, msg string) {
+// redirectWithFlash ends a successful form post: Post/Redirect/Get to
+// location, a users page, which shows msg once.
+func (s *Server) redirectWithFlash(c *gin.Context, location, msg string) {
 	s.flash(c).Set(c.Writer, msg)
-	c.Redirect(http.StatusSeeOther, "/users")
+	c.Redirect(http.StatusSeeOther, location)
 }
 
 // userForm reads a submitted user from an urlencoded or multipart form

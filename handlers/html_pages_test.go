@@ -136,6 +136,22 @@ func wantSeeOther(t *testing.T, r pageResponse, location string) {
 	}
 }
 
+var addedRe = regexp.MustCompile(`^/users\?page=(\d+)#user-(\d+)$`)
+
+// wantAdded checks the Post/Redirect/Get answer to adding a user: a 303
+// to the users page that holds the new user, scrolled to its row. It
+// returns that page's number and the user's id.
+func wantAdded(t *testing.T, r pageResponse) (page int, id string) {
+	t.Helper()
+	loc := r.header.Get("Location")
+	m := addedRe.FindStringSubmatch(loc)
+	if r.status != http.StatusSeeOther || m == nil {
+		t.Fatalf("got %d to %q, want 303 to /users?page=N#user-ID; body:\n%s", r.status, loc, r.body)
+	}
+	page, _ = strconv.Atoi(m[1])
+	return page, m[2]
+}
+
 // wantProblemJSON checks that r is problem+json with status.
 func wantProblemJSON(t *testing.T, r pageResponse, status int) {
 	t.Helper()
@@ -176,6 +192,6 @@ func pageUserID(t *testing.T, pc *pageClient, base, name string) string {
 // addUser adds a user through tenant base's form and returns its id.
 func addUser(t *testing.T, pc *pageClient, base, name, email string) string {
 	t.Helper()
-	wantSeeOther(t, pc.post(base, "/users", url.Values{"name": {name}, "email": {email}}), "/users")
-	return pageUserID(t, pc, base, name)
+	_, id := wantAdded(t, pc.post(base, "/users", url.Values{"name": {name}, "email": {email}}))
+	return id
 }

@@ -13,9 +13,11 @@ import (
 
 // The HTML pages call the same domain operations as the JSON API
 // (api_users.go); only the encoding differs. Every successful form post
-// ends in a 303 to /users with a flash message (Post/Redirect/Get); a form
-// with mistakes is shown again with what was typed and the domain's
-// message next to each field.
+// ends in a 303 to the users page with a flash message
+// (Post/Redirect/Get): after an edit or a deletion the first page, after
+// an addition the page that shows the new user. A form with mistakes is
+// shown again with what was typed and the domain's message next to each
+// field.
 
 func (s *Server) handlePageRoot(c *gin.Context) {
 	c.Redirect(http.StatusFound, "/users")
@@ -50,7 +52,22 @@ func (s *Server) handlePageUserCreate(c *gin.Context) {
 		s.respondError(c, err)
 		return
 	}
-	s.redirectWithFlash(c, "User "+u.Name+" added")
+	s.redirectWithFlash(c, s.addedURL(c, db, u.ID), "User "+u.Name+" added")
+}
+
+// addedURL is where the form goes after adding the user id: the users page
+// that holds it, which is the last page, since the list is oldest first,
+// scrolled to its row. If the count fails, the user was added all the
+// same, so the first page will do rather than an error that invites a
+// second submission.
+func (s *Server) addedURL(c *gin.Context, db *gorm.DB, id uint64) string {
+	list, err := models.ListUsers(c.Request.Context(), db, 1, 0)
+	if err != nil {
+		s.Log.WarnContext(c.Request.Context(), "count users after adding one", "err", err)
+		return "/users"
+	}
+	last := max(1, int((list.Total+usersPageSize-1)/usersPageSize))
+	return fmt.Sprintf("/users?page=%d#user-%d", last, id)
 }
 
 // renderUsers shows one page of users (oldest first, so the newest is
@@ -134,7 +151,7 @@ func (s *Server) handlePageUserUpdate(c *gin.Context) {
 		s.respondError(c, err)
 		return
 	}
-	s.redirectWithFlash(c, "User "+updated.Name+" updated")
+	s.redirectWithFlash(c, "/users", "User "+updated.Name+" updated")
 }
 
 // handlePageUserDeleteConfirm asks before deleting; the deletion itself is
@@ -156,5 +173,5 @@ func (s *Server) handlePageUserDelete(c *gin.Context) {
 		s.respondError(c, err)
 		return
 	}
-	s.redirectWithFlash(c, "User "+u.Name+" deleted")
+	s.redirectWithFlash(c, "/users", "User "+u.Name+" deleted")
 }

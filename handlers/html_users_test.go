@@ -25,7 +25,9 @@ func TestPagesUserLifecycle(t *testing.T) {
 			`<label for="name">Name</label>`, `<label for="email">Email</label>`, `<form method="post" action="/users"`)
 
 		r = pc.post(base, "/users", url.Values{"name": {"  Ada  "}, "email": {"ADA@Example.com"}})
-		wantSeeOther(t, r, "/users")
+		if page, _ := wantAdded(t, r); page != 1 {
+			t.Errorf("the first user was sent to page %d, want 1", page)
+		}
 		cookie := r.header.Get("Set-Cookie")
 		for _, want := range []string{"HttpOnly", "SameSite=Lax", "Path=/", "Max-Age="} {
 			if !strings.Contains(cookie, want) {
@@ -41,7 +43,7 @@ func TestPagesUserLifecycle(t *testing.T) {
 			t.Errorf("flash shown twice:\n%s", r.body)
 		}
 
-		wantSeeOther(t, pc.postMultipart(base, "/users", map[string]string{"name": "Bob", "email": "bob@example.com"}), "/users")
+		wantAdded(t, pc.postMultipart(base, "/users", map[string]string{"name": "Bob", "email": "bob@example.com"}))
 		wantPage(t, pc.get(base+"/users"), http.StatusOK, "User Bob added", "2 in total")
 		// The newest user is last.
 		if body := pc.get(base + "/users").body; strings.Index(body, "bob@example.com") < strings.Index(body, "ada@example.com") {
@@ -115,7 +117,7 @@ func TestPagesInvalidInput(t *testing.T) {
 
 		// Invalid UTF-8 is replaced with U+FFFD, as a JSON body's would
 		// be, and never reaches the database as invalid text.
-		wantSeeOther(t, pc.post(env.URL1, "/users", url.Values{"name": {"Z\xffz"}, "email": {"z\xff@example.com"}}), "/users")
+		wantAdded(t, pc.post(env.URL1, "/users", url.Values{"name": {"Z\xffz"}, "email": {"z\xff@example.com"}}))
 		wantPage(t, pc.get(env.URL1+"/users"), http.StatusOK, "<td class=\"name\">Z\ufffdz</td>", "2 in total")
 	})
 }
@@ -129,7 +131,7 @@ func TestPagesCrossTenant(t *testing.T) {
 		id := addUser(t, pc, env.URL1, "Ada", "ada@example.com")
 		path := "/users/" + id
 
-		wantSeeOther(t, pc.post(env.URL1, "/users", url.Values{"name": {"Flash"}, "email": {"flash@example.com"}}), "/users")
+		wantAdded(t, pc.post(env.URL1, "/users", url.Values{"name": {"Flash"}, "email": {"flash@example.com"}}))
 		r := pc.get(env.URL2 + "/users")
 		wantPage(t, r, http.StatusOK, "<title>Users · tenant2</title>", "0 in total")
 		for _, leak := range []string{"ada@example.com", "Flash", "tenant1"} {
@@ -160,12 +162,22 @@ func TestPagesCrossTenant(t *testing.T) {
 	})
 }
 
-// TestPagesPagination lists 25 users a page, the newest last, with the total.
+// TestPagesPagination lists 25 users a page, the newest last, with the
+// total; adding a user leads to the page that shows it, with the flash.
 func TestPagesPagination(t *testing.T) {
 	eachDriver(t, func(t *testing.T, env *testenv.Env, pc *pageClient) {
 		for i := 1; i <= 27; i++ {
-			wantSeeOther(t, pc.post(env.URL1, "/users", url.Values{"name": {fmt.Sprintf("User %02d", i)},
-				"email": {fmt.Sprintf("u%02d@example.com", i)}}), "/users")
+			email := fmt.Sprintf("u%02d@example.com", i)
+			page, id := wantAdded(t, pc.post(env.URL1, "/users", url.Values{"name": {fmt.Sprintf("User %02d", i)}, "email": {email}}))
+			if want := (i + 24) / 25; page != want {
+				t.Errorf("user %d: sent to page %d, want %d", i, page, want)
+			}
+			if i == 25 || i == 26 {
+				// The page the redirect names shows the new user's row, and
+				// the flash, which a browser then scrolls to (#user-ID).
+				wantPage(t, pc.get(fmt.Sprintf("%s/users?page=%d", env.URL1, page)), http.StatusOK,
+					`<tr id="user-`+id+`">`, email, fmt.Sprintf("User User %02d added", i))
+			}
 		}
 		tests := []struct {
 			query   string
