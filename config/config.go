@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -160,11 +161,17 @@ var flagKeys = map[string]string{
 func Load(fs *pflag.FlagSet) (Config, error) {
 	v := viper.New()
 	setDefaults(v, Default())
-	v.SetEnvPrefix("TENANTRY")
+	v.SetEnvPrefix(EnvPrefix)
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
 	v.AutomaticEnv()
+	// Without this viper treats a variable set to "" as unset, so
+	// TENANTRY_ADMIN_LISTEN= could not disable the admin API as documented.
+	// Keys for which empty means nothing are refused in checkKeys instead
+	// of silently taking their default.
+	v.AllowEmptyEnv(true)
 
 	path := os.Getenv("TENANTRY_CONFIG")
+	fromFlag := map[string]bool{}
 	if fs != nil {
 		if f := fs.Lookup("config"); f != nil && f.Changed {
 			path = f.Value.String()
@@ -174,6 +181,7 @@ func Load(fs *pflag.FlagSet) (Config, error) {
 				if err := v.BindPFlag(key, f); err != nil {
 					return Config{}, fmt.Errorf("config: bind --%s: %w", flag, err)
 				}
+				fromFlag[key] = true
 			}
 		}
 	}
@@ -190,6 +198,9 @@ func Load(fs *pflag.FlagSet) (Config, error) {
 		}
 	}
 
+	if err := checkKeys(v, fromFlag); err != nil {
+		return Config{}, err
+	}
 	var c Config
 	if err := v.Unmarshal(&c); err != nil {
 		return Config{}, fmt.Errorf("config: %w", err)
@@ -201,6 +212,90 @@ func Load(fs *pflag.FlagSet) (Config, error) {
 		return Config{}, err
 	}
 	return c, nil
+}
+
+// key describes one configuration key for the checks Load makes before
+// decoding, so that a value that cannot be decoded, or an environment
+// variable set to nothing, is reported with the key and what it accepts
+// rather than as a bare parse error or a silent default.
+type key struct {
+	name string
+	// allowed says what the key accepts, in the words of Validate's errors.
+	allowed string
+	// decode, when set, decodes the value as Unmarshal will, to find text
+	// that does not parse.
+	decode func(v *viper.Viper, key string) error
+	// emptyOK marks keys for which an empty value means something
+	// (disable, none, generate, derive), so an empty variable is accepted.
+	emptyOK bool
+}
+
+// aDuration is what every duration key accepts.
+const aDuration = "a positive duration such as 5s, 1m30s or 250ms"
+
+// EnvPrefix starts the name of every environment variable Load reads.
+const EnvPrefix = "TENANTRY"
+
+// keys lists every scalar or list key Load reads from the environment.
+var keys = []key{
+	{name: "server.listen", allowed: "one or more host:port addresses such as :5000, comma-separated"},
+	{name: "server.trusted_proxies", allowed: "IP addresses or CIDR prefixes, comma-separated; empty for none", emptyOK: true},
+	{name: "server.read_timeout", allowed: aDuration, decode: decodeAs[time.Duration]},
+	{name: "server.read_header_timeout", allowed: aDuration, decode: decodeAs[time.Duration]},
+	{name: "server.write_timeout", allowed: aDuration, decode: decodeAs[time.Duration]},
+	{name: "server.idle_timeout", allowed: aDuration, decode: decodeAs[time.Duration]},
+	{name: "server.shutdown_timeout", allowed: aDuration, decode: decodeAs[time.Duration]},
+	{name: "server.max_body_bytes", allowed: "a positive whole number of bytes such as 1048576", decode: decodeAs[int64]},
+	{name: "admin.listen", allowed: "a host:port address, or empty to disable", emptyOK: true},
+	{name: "admin.token", allowed: "any text; empty generates one per process on loopback", emptyOK: true},
+	{name: "database.driver", allowed: strings.Join(Drivers, ", ")},
+	{name: "database.dsn", allowed: "a SQLite file name or a PostgreSQL URL"},
+	{name: "database.max_open_conns", allowed: "a whole number, 1 or more", decode: decodeAs[int64]},
+	{name: "database.max_idle_conns", allowed: "a whole number from 0 to database.max_open_conns", decode: decodeAs[int64]},
+	{name: "database.conn_max_lifetime", allowed: aDuration, decode: decodeAs[time.Duration]},
+	{name: "tenancy.strategy", allowed: strings.Join(Strategies, ", ") + "; empty picks the driver's default", emptyOK: true},
+	{name: "tenancy.negative_cache_ttl", allowed: aDuration, decode: decodeAs[time.Duration]},
+	{name: "tenancy.refresh_interval", allowed: aDuration, decode: decodeAs[time.Duration]},
+	{name: "tenants", allowed: "a list of tenants in the config file; empty for none", emptyOK: true},
+	{name: "log.level", allowed: strings.Join(LogLevels, ", ")},
+	{name: "log.format", allowed: strings.Join(LogFormats, ", ")},
+	{name: "web.session_key", allowed: "any text; empty signs with a random key", emptyOK: true},
+}
+
+// decodeAs decodes key into a T the way Unmarshal does, hooks included.
+func decodeAs[T any](v *viper.Viper, key string) error {
+	var x T
+	return v.UnmarshalKey(key, &x)
+}
+
+// checkKeys reports every key whose environment variable is set but empty
+// where empty means nothing, and every value that does not decode. A key
+// given by a flag (fromFlag) is not judged by its variable, which the flag
+// overrides.
+func checkKeys(v *viper.Viper, fromFlag map[string]bool) error {
+	var errs []error
+	for _, k := range keys {
+		env := EnvPrefix + "_" + strings.ToUpper(strings.ReplaceAll(k.name, ".", "_"))
+		if val, set := os.LookupEnv(env); set && val == "" && !k.emptyOK && !fromFlag[k.name] {
+			errs = append(errs, fmt.Errorf("config: %s: %s is set but empty (allowed: %s); unset it to fall back to the config file or the default", k.name, env, k.allowed))
+			continue
+		}
+		if k.decode == nil {
+			continue
+		}
+		if err := k.decode(v, k.name); err != nil {
+			// The decoder names the key '' here; its cause is what helps.
+			if cause := errors.Unwrap(err); cause != nil {
+				err = cause
+			}
+			val := fmt.Sprint(v.Get(k.name))
+			if s, ok := v.Get(k.name).(string); ok {
+				val = strconv.Quote(s)
+			}
+			errs = append(errs, fmt.Errorf("config: %s: %s is not allowed (allowed: %s): %w", k.name, val, k.allowed, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func setDefaults(v *viper.Viper, d Config) {

@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -156,5 +157,162 @@ func TestMissingConfigFileIsAnError(t *testing.T) {
 	}
 	if _, err := config.Load(fs); err == nil || !strings.Contains(err.Error(), "nope.yaml") {
 		t.Errorf("err = %v, want one naming nope.yaml", err)
+	}
+}
+
+// TestUndecodableValuesNameTheKey: text that does not parse as the key's
+// type is reported with the key, the value and what is allowed, not as the
+// decoder's bare "” time: invalid duration".
+func TestUndecodableValuesNameTheKey(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		env     map[string]string
+		file    string
+		wantKey string
+		want    []string
+	}{
+		{name: "duration from env", env: map[string]string{"TENANTRY_SERVER_READ_TIMEOUT": "abc"},
+			wantKey: "server.read_timeout", want: []string{`"abc"`, "a positive duration such as 5s"}},
+		{name: "duration without unit", env: map[string]string{"TENANTRY_TENANCY_REFRESH_INTERVAL": "30"},
+			wantKey: "tenancy.refresh_interval", want: []string{`"30"`, "such as 5s"}},
+		{name: "duration from file", file: "server:\n  shutdown_timeout: soon\n",
+			wantKey: "server.shutdown_timeout", want: []string{`"soon"`, "such as 5s"}},
+		{name: "pool lifetime", env: map[string]string{"TENANTRY_DATABASE_CONN_MAX_LIFETIME": "1 hour"},
+			wantKey: "database.conn_max_lifetime", want: []string{`"1 hour"`, "such as 5s"}},
+		{name: "integer from env", env: map[string]string{"TENANTRY_DATABASE_MAX_OPEN_CONNS": "many"},
+			wantKey: "database.max_open_conns", want: []string{`"many"`, "a whole number, 1 or more"}},
+		{name: "integer with a fraction", env: map[string]string{"TENANTRY_DATABASE_MAX_IDLE_CONNS": "1.5"},
+			wantKey: "database.max_idle_conns", want: []string{`"1.5"`, "0 to database.max_open_conns"}},
+		{name: "bytes with a unit", env: map[string]string{"TENANTRY_SERVER_MAX_BODY_BYTES": "1MB"},
+			wantKey: "server.max_body_bytes", want: []string{`"1MB"`, "whole number of bytes"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := chdir(t)
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			if tc.file != "" {
+				if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(tc.file), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := config.Load(nil)
+			if err == nil {
+				t.Fatalf("Load accepted %v %q", tc.env, tc.file)
+			}
+			msg := err.Error()
+			for _, want := range append([]string{"config: " + tc.wantKey + ": "}, tc.want...) {
+				if !strings.Contains(msg, want) {
+					t.Errorf("error %q does not contain %q", msg, want)
+				}
+			}
+			if strings.Contains(msg, "''") {
+				t.Errorf("error %q shows the decoder's empty key name", msg)
+			}
+		})
+	}
+}
+
+// TestEveryUndecodableValueIsReported: an operator fixing one value at a
+// time would otherwise need a run per mistake.
+func TestEveryUndecodableValueIsReported(t *testing.T) {
+	chdir(t)
+	t.Setenv("TENANTRY_SERVER_READ_TIMEOUT", "abc")
+	t.Setenv("TENANTRY_DATABASE_MAX_OPEN_CONNS", "x")
+	_, err := config.Load(nil)
+	if err == nil {
+		t.Fatal("Load accepted two bad values")
+	}
+	for _, key := range []string{"server.read_timeout", "database.max_open_conns"} {
+		if !strings.Contains(err.Error(), key) {
+			t.Errorf("error %q does not name %s", err, key)
+		}
+	}
+}
+
+// TestEmptyEnvironmentVariables sets each key's variable to "" in turn.
+// Where empty has a meaning (disable, none, generate, derive) it takes
+// effect; everywhere else it is an error naming the key and the variable,
+// never a silent fall-back to the default.
+func TestEmptyEnvironmentVariables(t *testing.T) {
+	accepted := map[string]func(config.Config) string{
+		"server.trusted_proxies": func(c config.Config) string { return strings.Join(c.Server.TrustedProxies, ",") },
+		"admin.listen":           func(c config.Config) string { return c.Admin.Listen },
+		"admin.token":            func(c config.Config) string { return c.Admin.Token },
+		"tenancy.strategy":       func(c config.Config) string { return c.Tenancy.Strategy },
+		"tenants":                func(c config.Config) string { return fmt.Sprint(len(c.Tenants)) },
+		"web.session_key":        func(c config.Config) string { return c.Web.SessionKey },
+	}
+	for _, tc := range []struct {
+		key  string
+		want string // the value accepted, or "" when Load must refuse
+	}{
+		{"server.listen", ""},
+		{"server.trusted_proxies", ""},
+		{"server.read_timeout", ""},
+		{"server.read_header_timeout", ""},
+		{"server.write_timeout", ""},
+		{"server.idle_timeout", ""},
+		{"server.shutdown_timeout", ""},
+		{"server.max_body_bytes", ""},
+		{"admin.listen", ""},
+		{"admin.token", ""},
+		{"database.driver", ""},
+		{"database.dsn", ""},
+		{"database.max_open_conns", ""},
+		{"database.max_idle_conns", ""},
+		{"database.conn_max_lifetime", ""},
+		{"tenancy.strategy", "prefix"},
+		{"tenancy.negative_cache_ttl", ""},
+		{"tenancy.refresh_interval", ""},
+		{"tenants", "0"},
+		{"log.level", ""},
+		{"log.format", ""},
+		{"web.session_key", ""},
+	} {
+		t.Run(tc.key, func(t *testing.T) {
+			chdir(t)
+			env := "TENANTRY_" + strings.ToUpper(strings.ReplaceAll(tc.key, ".", "_"))
+			t.Setenv(env, "")
+			c, err := config.Load(nil)
+			get, ok := accepted[tc.key]
+			if !ok {
+				if err == nil {
+					t.Fatalf("%s= was accepted; want an error", env)
+				}
+				for _, want := range []string{"config: " + tc.key + ": ", env + " is set but empty", "allowed: "} {
+					if !strings.Contains(err.Error(), want) {
+						t.Errorf("error %q does not contain %q", err, want)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("%s=: %v", env, err)
+			}
+			if got := get(c); got != tc.want {
+				t.Errorf("%s=: %s = %q, want %q", env, tc.key, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestFlagOverridesEmptyVariable: a flag wins over the environment, so an
+// empty variable it overrides is not an error.
+func TestFlagOverridesEmptyVariable(t *testing.T) {
+	chdir(t)
+	t.Setenv("TENANTRY_DATABASE_DSN", "")
+	t.Setenv("TENANTRY_ADMIN_LISTEN", "")
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	config.Flags(fs)
+	if err := fs.Parse([]string{"--db-dsn", "other.db", "--admin-listen", "127.0.0.1:9100"}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.Load(fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Database.DSN != "other.db" || c.Admin.Listen != "127.0.0.1:9100" {
+		t.Errorf("dsn, admin.listen = %q, %q; want the flags' other.db, 127.0.0.1:9100", c.Database.DSN, c.Admin.Listen)
 	}
 }
