@@ -39,6 +39,13 @@ command then exits non-zero and running it again finishes the rest. Tenants conf
 under "tenants:" are created afterwards if missing.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.dryRun {
+				// Opened read-only: a dry run lists the shared migrations
+				// instead of having applied them on the way in.
+				return withReadOnlyApp(cmd, stderr, func(ctx context.Context, a *app.App) error {
+					return dryRun(ctx, a, f, cmd.OutOrStdout(), stderr)
+				})
+			}
 			return withApp(cmd, stderr, func(ctx context.Context, a *app.App) error {
 				return migrate(ctx, a, f, cmd.OutOrStdout(), stderr)
 			})
@@ -46,21 +53,28 @@ under "tenants:" are created afterwards if missing.`,
 	}
 	cmd.Flags().IntVar(&f.jobs, "jobs", 0, "tenants migrated at once (default: the number of CPUs, at most database.max_open_conns)")
 	cmd.Flags().StringVar(&f.tenant, "tenant", "", "migrate only the tenant of this name")
-	cmd.Flags().BoolVar(&f.dryRun, "dry-run", false, "list what would be applied to each tenant and change nothing")
+	cmd.Flags().BoolVar(&f.dryRun, "dry-run", false, "list the shared migrations and each tenant's that would be applied, and change nothing")
 	cmd.Flags().BoolVar(&f.json, "json", false, "print the report as JSON")
 
 	var behindOnly, asJSON bool
 	status := &cobra.Command{
 		Use:   "status",
-		Short: "Show each tenant's schema version and how many migrations it lacks",
+		Short: "Show the shared schema's and each tenant's version and what they lack, changing nothing",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withApp(cmd, stderr, func(ctx context.Context, a *app.App) error {
-				st, err := a.Catalog.MigrationStatus(ctx)
+			return withReadOnlyApp(cmd, stderr, func(ctx context.Context, a *app.App) error {
+				shared, err := a.SharedStatus(ctx)
 				if err != nil {
 					return err
 				}
-				return printStatus(cmd.OutOrStdout(), st, behindOnly, asJSON)
+				st := tenants.StatusReport{Latest: a.Catalog.Migrations().Latest(),
+					Shared: shared.Version, SharedLatest: shared.Latest, Tenants: []tenants.TenantVersion{}}
+				if shared.Catalog {
+					if st, err = a.Catalog.MigrationStatus(ctx); err != nil {
+						return err
+					}
+				}
+				return printStatus(cmd.OutOrStdout(), st, shared, behindOnly, asJSON)
 			})
 		},
 	}
@@ -73,35 +87,100 @@ under "tenants:" are created afterwards if missing.`,
 // migrate runs Catalog.Migrate with progress on stderr and the report on
 // out, then ensures the configured tenants.
 func migrate(ctx context.Context, a *app.App, f migrateFlags, out, stderr io.Writer) error {
+	rep, took, err := runMigrate(ctx, a, f, stderr)
+	if rep.Total == 0 && err != nil {
+		return err // nothing ran: unknown --tenant, catalog unreadable
+	}
+	if jerr := report(out, f.json, rep, func(w io.Writer) { printReport(w, rep, nil, took) }); jerr != nil {
+		return jerr
+	}
+	if err != nil {
+		return err
+	}
+	if f.tenant != "" {
+		return nil
+	}
+	return a.Seed(ctx)
+}
+
+// dryRun reports what migrate would apply, on an App opened read-only:
+// the pending shared migrations, then each behind tenant's. On a fresh
+// database the catalog does not exist yet, so there are no tenants to
+// look at, and it says so instead of failing on a missing table.
+func dryRun(ctx context.Context, a *app.App, f migrateFlags, out, stderr io.Writer) error {
+	shared, err := a.SharedStatus(ctx)
+	if err != nil {
+		return err
+	}
+	rep := tenants.MigrateReport{Latest: a.Catalog.Migrations().Latest()}
+	if shared.Catalog {
+		rep, _, err = runMigrate(ctx, a, f, stderr)
+		if rep.Total == 0 && err != nil {
+			return err // unknown --tenant, catalog unreadable
+		}
+	} else if f.tenant != "" {
+		return fmt.Errorf("%w: %q: no tenants yet, the catalog does not exist", tenants.ErrNotFound, f.tenant)
+	}
+	doc := dryRunJSON{Shared: shared, MigrateReport: rep}
+	if jerr := report(out, f.json, doc, func(w io.Writer) { printReport(w, rep, &shared, 0) }); jerr != nil {
+		return jerr
+	}
+	return err
+}
+
+// dryRunJSON is the --dry-run --json document: the tenants' report, as
+// before, with the shared schema's state beside it.
+type dryRunJSON struct {
+	Shared app.SharedStatus `json:"shared"`
+	tenants.MigrateReport
+}
+
+// runMigrate runs Catalog.Migrate with progress on stderr.
+func runMigrate(ctx context.Context, a *app.App, f migrateFlags, stderr io.Writer) (tenants.MigrateReport, time.Duration, error) {
 	p := newProgress(stderr, a.Log, f.dryRun)
 	start := time.Now()
 	rep, err := a.Catalog.Migrate(ctx, tenants.MigrateOptions{
 		Jobs: f.jobs, Tenant: f.tenant, DryRun: f.dryRun, Start: p.start, Progress: p.update,
 	})
 	p.finish()
-	if rep.Total == 0 && err != nil {
-		return err // nothing ran: unknown --tenant, catalog unreadable
-	}
-	if f.json {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		if jerr := enc.Encode(rep); jerr != nil {
-			return jerr
-		}
-	} else {
-		printReport(out, rep, f.dryRun, time.Since(start))
-	}
-	if err != nil {
-		return err
-	}
-	if f.dryRun || f.tenant != "" {
-		return nil
-	}
-	return a.Seed(ctx)
+	return rep, time.Since(start), err
 }
 
-func printReport(w io.Writer, rep tenants.MigrateReport, dryRun bool, took time.Duration) {
+// report writes doc as indented JSON, or calls text.
+func report(out io.Writer, asJSON bool, doc any, text func(io.Writer)) error {
+	if !asJSON {
+		text(out)
+		return nil
+	}
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(doc)
+}
+
+// sharedLine describes the shared schema in one line, e.g.
+// "shared: version 0 of 1, pending: 0001_catalog; no tenants yet".
+func sharedLine(s app.SharedStatus) string {
+	line := fmt.Sprintf("shared: version %d of %d, ", s.Version, s.Latest)
+	if len(s.Pending) == 0 {
+		line += "up to date"
+	} else {
+		line += "pending: " + strings.Join(s.Pending, ", ")
+	}
+	if !s.Catalog {
+		line += "; no tenants yet"
+	}
+	return line
+}
+
+// printReport prints a run's report; shared is set for a dry run, whose
+// report starts with the shared schema and, without a catalog, ends there.
+func printReport(w io.Writer, rep tenants.MigrateReport, shared *app.SharedStatus, took time.Duration) {
+	dryRun := shared != nil
 	if dryRun {
+		fmt.Fprintf(w, "dry run: %s\n", sharedLine(*shared))
+		if !shared.Catalog {
+			return
+		}
 		fmt.Fprintf(w, "dry run: %d of %d tenants would be migrated to version %d; %d up to date\n",
 			len(rep.Pending), rep.Total, rep.Latest, rep.UpToDate)
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -124,7 +203,15 @@ func printReport(w io.Writer, rep tenants.MigrateReport, dryRun bool, took time.
 	}
 }
 
-func printStatus(w io.Writer, st tenants.StatusReport, behindOnly, asJSON bool) error {
+// statusJSON is the status --json document: the tenants' report, as
+// before, with what the shared schema lacks and whether the catalog exists.
+type statusJSON struct {
+	tenants.StatusReport
+	SharedPending []string `json:"shared_pending"`
+	Catalog       bool     `json:"catalog"`
+}
+
+func printStatus(w io.Writer, st tenants.StatusReport, shared app.SharedStatus, behindOnly, asJSON bool) error {
 	if behindOnly {
 		kept := st.Tenants[:0:0]
 		for _, t := range st.Tenants {
@@ -137,7 +224,11 @@ func printStatus(w io.Writer, st tenants.StatusReport, behindOnly, asJSON bool) 
 	if asJSON {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		return enc.Encode(st)
+		return enc.Encode(statusJSON{StatusReport: st, SharedPending: shared.Pending, Catalog: shared.Catalog})
+	}
+	if !shared.Catalog {
+		_, err := fmt.Fprintln(w, sharedLine(shared))
+		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tSCHEMA\tSTATUS\tVERSION\tPENDING")
@@ -149,6 +240,10 @@ func printStatus(w io.Writer, st tenants.StatusReport, behindOnly, asJSON bool) 
 	}
 	_, err := fmt.Fprintf(w, "code version %d (shared %d of %d): %d tenants, %d up to date, %d behind, %d ahead\n",
 		st.Latest, st.Shared, st.SharedLatest, st.UpToDate+st.Behind+st.Ahead, st.UpToDate, st.Behind, st.Ahead)
+	if err != nil || len(shared.Pending) == 0 {
+		return err
+	}
+	_, err = fmt.Fprintln(w, sharedLine(shared))
 	return err
 }
 

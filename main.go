@@ -89,13 +89,25 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 }
 
 // withApp loads the configuration, opens the app, runs fn and closes it.
+// Opening applies any pending shared migrations.
 func withApp(cmd *cobra.Command, stderr io.Writer, fn func(ctx context.Context, a *app.App) error) error {
+	return openApp(cmd, stderr, fn)
+}
+
+// withReadOnlyApp is withApp for commands that only look: it applies
+// nothing, so the catalog may not exist yet (App.SharedStatus says).
+func withReadOnlyApp(cmd *cobra.Command, stderr io.Writer, fn func(ctx context.Context, a *app.App) error) error {
+	return openApp(cmd, stderr, fn, app.ReadOnly())
+}
+
+func openApp(cmd *cobra.Command, stderr io.Writer, fn func(ctx context.Context, a *app.App) error, opts ...app.Option) error {
 	cfg, err := loadConfig(cmd)
 	if err != nil {
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
-	a, err := app.Open(cmd.Context(), cfg, log, app.WithOpenAPI(openAPI), app.WithAdminOpenAPI(adminOpenAPI))
+	opts = append([]app.Option{app.WithOpenAPI(openAPI), app.WithAdminOpenAPI(adminOpenAPI)}, opts...)
+	a, err := app.Open(cmd.Context(), cfg, log, opts...)
 	if err != nil {
 		return err
 	}

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -162,5 +164,187 @@ func TestCLI(t *testing.T) {
 				t.Errorf("suspend a removed tenant: %v", err)
 			}
 		})
+	}
+}
+
+// dbObjects lists every table the database holds (schema-qualified on
+// PostgreSQL, where it also lists every schema besides public), and counts
+// the shared schema_migrations rows when that table exists.
+func dbObjects(t *testing.T, dbc config.Database) (objects []string, sharedRecords int) {
+	t.Helper()
+	db, _, err := database.Open(context.Background(), dbc, testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer database.Close(db)
+	q := "SELECT type || ' ' || name FROM sqlite_master ORDER BY 1"
+	records := "schema_migrations"
+	if dbc.Driver == "postgres" {
+		q = `SELECT 'table ' || table_schema || '.' || table_name FROM information_schema.tables
+			WHERE table_schema NOT IN ('pg_catalog', 'information_schema')
+			UNION ALL SELECT 'schema ' || nspname FROM pg_namespace
+			WHERE nspname NOT IN ('public', 'information_schema') AND nspname NOT LIKE 'pg\_%' ORDER BY 1`
+		records = "public.schema_migrations"
+	}
+	if err := db.Raw(q).Scan(&objects).Error; err != nil {
+		t.Fatal(err)
+	}
+	var n []int
+	for _, o := range objects {
+		if strings.HasSuffix(o, " "+records) {
+			if err := db.Raw("SELECT count(*) FROM " + records).Scan(&n).Error; err != nil {
+				t.Fatal(err)
+			}
+			return objects, n[0]
+		}
+	}
+	return objects, 0
+}
+
+// TestReadOnlyMigrateCommands: migrate --dry-run and migrate status only
+// look. On a fresh database they report the pending shared migrations and
+// that there are no tenants yet, and leave no table, schema or record
+// behind; after a real migrate they report the shared schema up to date;
+// and with a shared migration pending under an existing catalog, the dry
+// run lists it instead of applying it.
+func TestReadOnlyMigrateCommands(t *testing.T) {
+	for _, tc := range []struct {
+		name, driver string
+		args         []string
+	}{
+		{"sqlite", "sqlite", nil},
+		{"postgres schema", "postgres", nil},
+		// Bootstrap would also create the tenantry_tenants schema here.
+		{"postgres prefix", "postgres", []string{"--strategy", "prefix"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dbc := testenv.Database(t, tc.driver)
+			run := func(args ...string) string { t.Helper(); return mustCLI(t, dbc, append(tc.args, args...)...) }
+			before, _ := dbObjects(t, dbc)
+
+			const fresh = "shared: version 0 of 1, pending: 0001_catalog; no tenants yet"
+			for _, c := range []struct {
+				args []string
+				want string
+			}{
+				{[]string{"migrate", "--dry-run"}, "dry run: " + fresh + "\n"},
+				{[]string{"migrate", "status"}, fresh + "\n"},
+				{[]string{"migrate", "status", "--behind"}, fresh + "\n"},
+			} {
+				if got := run(c.args...); got != c.want {
+					t.Errorf("tenantry %s on a fresh database:\n got %q\nwant %q", strings.Join(c.args, " "), got, c.want)
+				}
+			}
+			var dry struct {
+				Shared struct {
+					Version, Latest int
+					Pending         []string
+					Catalog         bool
+				}
+				Total int
+			}
+			if err := json.Unmarshal([]byte(run("migrate", "--dry-run", "--json")), &dry); err != nil {
+				t.Fatal(err)
+			}
+			if dry.Shared.Version != 0 || dry.Shared.Latest != 1 || strings.Join(dry.Shared.Pending, ",") != "0001_catalog" || dry.Shared.Catalog || dry.Total != 0 {
+				t.Errorf("migrate --dry-run --json on a fresh database: %+v", dry)
+			}
+			var st struct {
+				Shared        int
+				SharedLatest  int      `json:"shared_latest"`
+				SharedPending []string `json:"shared_pending"`
+				Catalog       bool
+				Tenants       []any
+			}
+			if err := json.Unmarshal([]byte(run("migrate", "status", "--json")), &st); err != nil {
+				t.Fatal(err)
+			}
+			if st.Shared != 0 || st.SharedLatest != 1 || strings.Join(st.SharedPending, ",") != "0001_catalog" || st.Catalog || st.Tenants == nil || len(st.Tenants) != 0 {
+				t.Errorf("migrate status --json on a fresh database: %+v", st)
+			}
+			if _, _, err := cli(t, dbc, append(tc.args, "migrate", "--dry-run", "--tenant", "acme")...); err == nil ||
+				!strings.Contains(err.Error(), "tenant not found") {
+				t.Errorf("migrate --dry-run --tenant acme on a fresh database: err = %v, want tenant not found", err)
+			}
+			if after, records := dbObjects(t, dbc); strings.Join(after, ",") != strings.Join(before, ",") || records != 0 {
+				t.Fatalf("the read-only commands changed the database: %v (%d shared records), was %v", after, records, before)
+			}
+
+			run("migrate")
+			if _, records := dbObjects(t, dbc); records != 1 {
+				t.Errorf("after migrate: %d shared records, want 1", records)
+			}
+			if got, want := run("migrate", "status"), "code version 1 (shared 1 of 1): 0 tenants"; !strings.Contains(got, want) || strings.Contains(got, "pending") {
+				t.Errorf("migrate status after migrate: %q does not show %q alone", got, want)
+			}
+			run("tenants", "add", "--name", "acme", "--host", "acme.test")
+			if got, want := run("migrate", "--dry-run"), "dry run: shared: version 1 of 1, up to date\n"+
+				"dry run: 0 of 1 tenants would be migrated to version 1; 1 up to date\n"; got != want {
+				t.Errorf("migrate --dry-run after migrate:\n got %q\nwant %q", got, want)
+			}
+
+			// A shared migration pending under an existing catalog, as after
+			// upgrading to a binary with a new one: forget 0001's record.
+			forgetSharedRecords(t, dbc)
+			if got, want := run("migrate", "--dry-run"), "dry run: shared: version 0 of 1, pending: 0001_catalog\n"; !strings.HasPrefix(got, want) ||
+				!strings.Contains(got, "1 up to date") {
+				t.Errorf("migrate --dry-run with a shared migration pending:\n got %q\nwant it to start %q and list acme up to date", got, want)
+			}
+			status := run("migrate", "status")
+			for _, want := range []string{`(?m)^acme\s+acme\s+active\s+1\s+0$`, `(?m)^code version 1 \(shared 0 of 1\)`, `(?m)^shared: version 0 of 1, pending: 0001_catalog$`} {
+				if !regexp.MustCompile(want).MatchString(status) {
+					t.Errorf("migrate status with a shared migration pending: no match for %s in\n%s", want, status)
+				}
+			}
+			if _, records := dbObjects(t, dbc); records != 0 {
+				t.Errorf("the dry run applied the pending shared migration: %d records", records)
+			}
+		})
+	}
+}
+
+func forgetSharedRecords(t *testing.T, dbc config.Database) {
+	t.Helper()
+	db, _, err := database.Open(context.Background(), dbc, testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer database.Close(db)
+	table := "schema_migrations"
+	if dbc.Driver == "postgres" {
+		table = "public.schema_migrations"
+	}
+	if err := db.Exec("DELETE FROM " + table).Error; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestConfigErrorsExitNonZero runs the binary: a value that does not parse
+// or a variable set but empty stops every command with a message naming
+// the key and what it accepts, and a non-zero exit.
+func TestConfigErrorsExitNonZero(t *testing.T) {
+	bin := testenv.Binary(t)
+	for _, tc := range []struct {
+		env  string
+		want string
+	}{
+		{"TENANTRY_SERVER_READ_TIMEOUT=abc", `config: server.read_timeout: "abc" is not allowed (allowed: a positive duration such as 5s`},
+		{"TENANTRY_DATABASE_MAX_OPEN_CONNS=lots", `config: database.max_open_conns: "lots" is not allowed (allowed: a whole number, 1 or more)`},
+		{"TENANTRY_DATABASE_DSN=", "config: database.dsn: TENANTRY_DATABASE_DSN is set but empty (allowed: a SQLite file name or a PostgreSQL URL)"},
+	} {
+		cmd := exec.Command(bin, "migrate", "status")
+		cmd.Dir = t.TempDir()
+		cmd.Env = append(os.Environ(), tc.env)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() == 0 {
+			t.Errorf("%s: err = %v, want a non-zero exit", tc.env, err)
+		}
+		if !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("%s: stderr %q does not contain %q", tc.env, stderr.String(), tc.want)
+		}
 	}
 }

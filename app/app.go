@@ -53,6 +53,7 @@ type options struct {
 	openAPI          []byte
 	adminOpenAPI     []byte
 	tenantMigrations migrations.Set
+	readOnly         bool
 }
 
 // WithOpenAPI makes every tenant host serve spec at GET /openapi.yaml.
@@ -73,7 +74,7 @@ func WithTenantMigrations(set migrations.Set) Option {
 }
 
 // Open connects to the database, installs the tenant scope and brings the
-// shared catalog up to date. It does not seed or serve.
+// shared catalog up to date (unless ReadOnly). It does not seed or serve.
 func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Option) (*App, error) {
 	var o options
 	for _, opt := range opts {
@@ -105,8 +106,10 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, db *gorm.DB
 		catOpts = append(catOpts, tenants.WithMigrations(o.tenantMigrations))
 	}
 	catalog := tenants.NewCatalog(db, layout, log, catOpts...)
-	if err := catalog.Bootstrap(ctx); err != nil {
-		return nil, fmt.Errorf("bootstrap catalog: %w", err)
+	if !o.readOnly {
+		if err := catalog.Bootstrap(ctx); err != nil {
+			return nil, fmt.Errorf("bootstrap catalog: %w", err)
+		}
 	}
 	resolver := tenants.NewResolver(catalog, cfg.Tenancy.NegativeCacheTTL)
 	// Every committed change drops this process's cache at once and, on

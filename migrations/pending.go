@@ -1,0 +1,47 @@
+package migrations
+
+import (
+	"context"
+	"fmt"
+
+	"gorm.io/gorm"
+)
+
+// Recorded reads the records of target t like Applied, but creates
+// nothing: a target whose record table does not exist yet has no records
+// and exists is false. Read-only commands (a dry run, a status report) use
+// it, so that looking at a fresh database leaves it fresh.
+func Recorded(ctx context.Context, db *gorm.DB, t Target) (recs []Record, exists bool, err error) {
+	exists, err = HasTable(ctx, db, t, "schema_migrations")
+	if err != nil || !exists {
+		return nil, exists, err
+	}
+	err = db.WithContext(ctx).Raw(
+		"SELECT version, name, checksum, applied_at FROM " + Quote(t.Table("schema_migrations")) + " ORDER BY version",
+	).Scan(&recs).Error
+	if err != nil {
+		return nil, true, fmt.Errorf("read applied migrations: %w", err)
+	}
+	return recs, true, nil
+}
+
+// HasTable reports whether the logical table exists in target t, without
+// touching it.
+func HasTable(ctx context.Context, db *gorm.DB, t Target, table string) (bool, error) {
+	name := t.Table(table)
+	var n int64
+	var err error
+	switch t.Dialect {
+	case Postgres:
+		// to_regclass is NULL, not an error, for a missing table or schema.
+		err = db.WithContext(ctx).Raw("SELECT count(*) FROM (SELECT to_regclass(?) AS r) x WHERE r IS NOT NULL", Quote(name)).Scan(&n).Error
+	case SQLite:
+		err = db.WithContext(ctx).Raw("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?", name).Scan(&n).Error
+	default:
+		return false, fmt.Errorf("look for table %s: dialect %q: want postgres or sqlite", name, t.Dialect)
+	}
+	if err != nil {
+		return false, fmt.Errorf("look for table %s: %w", name, err)
+	}
+	return n > 0, nil
+}
