@@ -33,9 +33,9 @@ func machinePath(path string) bool {
 // wantsHTML decides how an error is shown: as an HTML page on an HTML
 // route, or on any other path outside machinePath when the Accept header
 // prefers text/html (a browser); as problem+json otherwise. It is the one
-// place that makes this choice (see writeProblem). An oversized body that
-// limitBody refuses before routing reaches the page marker is judged by
-// its Accept header alone, which every browser sends.
+// place that makes this choice (see writeProblem). Everything a page
+// route answers, its 413 included (limitBody), comes after pageRoute, so
+// a page route answers with a page whatever the Accept header says.
 func (s *Server) wantsHTML(c *gin.Context) bool {
 	if s.Pages == nil || machinePath(c.Request.URL.Path) {
 		return false

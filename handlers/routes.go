@@ -10,7 +10,7 @@ func (s *Server) routes(e *gin.Engine) {
 
 	// sameOrigin refuses unsafe requests a browser sends from another
 	// origin (another workspace's port included); programs pass.
-	t := e.Group("/", s.Tenants.Handler(s.respondError), s.sameOrigin)
+	t := e.Group("/", s.Tenants.Handler(s.respondError), s.sameOrigin, s.limitBody)
 	t.GET("/openapi.yaml", s.handleOpenAPI)
 	t.GET("/api/tenant", s.handleTenantShow)
 	t.GET("/api/users", s.handleUserList)
@@ -25,7 +25,7 @@ func (s *Server) routes(e *gin.Engine) {
 	// stylesheet answers on any host: the unknown-host page needs it too.
 	if s.Pages != nil {
 		e.GET("/static/*file", s.handleStatic)
-		p := e.Group("/", s.pageRoute, s.Tenants.Handler(s.respondError), s.sameOrigin)
+		p := e.Group("/", s.pageRoute, s.Tenants.Handler(s.respondError), s.sameOrigin, s.limitBody)
 		p.GET("/", s.handlePageRoot)
 		p.GET("/users", s.handlePageUsers)
 		p.POST("/users", s.handlePageUserCreate)

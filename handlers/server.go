@@ -45,7 +45,7 @@ func New(d Deps) http.Handler {
 	// about forwarding headers itself, from server.trusted_proxies.
 	_ = e.SetTrustedProxies(nil)
 	e.HandleMethodNotAllowed = true
-	e.Use(s.recover, s.accessLog, s.limitBody)
+	e.Use(s.recover, s.accessLog)
 	s.routes(e)
 	return e
 }
@@ -82,7 +82,11 @@ func (s *Server) accessLog(c *gin.Context) {
 }
 
 // limitBody refuses bodies over MaxBody: at once when Content-Length says
-// so, and while reading otherwise.
+// so, and while reading otherwise. It runs in the route groups that read
+// bodies, after the tenant middleware and pageRoute, so that its 413 is
+// shown like every other error of the route: a page naming the workspace
+// on a page route, problem+json on the API (see routes.go). Routes outside
+// those groups never read the body.
 func (s *Server) limitBody(c *gin.Context) {
 	if c.Request.ContentLength > s.MaxBody {
 		s.respondError(c, errTooLarge)
