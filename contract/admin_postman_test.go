@@ -18,8 +18,8 @@ const (
 // openapi-admin.yaml has no request in the admin collection, when the
 // collection calls an admin route that the document lacks or a tenant
 // route that openapi.yaml lacks, and when a request lacks what the
-// collection promises: tests that assert the status and a saved example of
-// that status. It also checks what makes the collection safe to run: the
+// collection promises: tests that assert the status, the headers and the
+// body, and a saved example of that status with its headers. It also checks what makes the collection safe to run: the
 // admin token goes to the admin listener only, every tenant it creates is
 // removed with its data, and the auth and error cases are there.
 func TestAdminCollectionCoversOpenAPI(t *testing.T) {
@@ -34,12 +34,7 @@ func TestAdminCollectionCoversOpenAPI(t *testing.T) {
 	if col.Auth == nil || col.Auth.Type != "bearer" || col.Auth.token() != "{{adminToken}}" {
 		t.Errorf("%s: the collection does not authenticate with the bearer token {{adminToken}}", adminCollectionFile)
 	}
-	var colTests string
-	for _, e := range col.Event {
-		if e.Listen == "test" {
-			colTests += strings.Join(e.Script.Exec, "\n")
-		}
-	}
+	colTests := col.script("test")
 	if !strings.Contains(colTests, "application/problem+json") || !strings.Contains(colTests, "no-store") {
 		t.Errorf("the collection-level test script no longer checks that errors are problems and answers are not cached")
 	}
@@ -54,7 +49,7 @@ func TestAdminCollectionCoversOpenAPI(t *testing.T) {
 			continue
 		}
 		raw := r.Request.URL.Raw
-		checkTestsAndExample(t, r, op)
+		checkTestsAndExample(t, r, op, colTests)
 		if len(r.Response) == 0 {
 			continue // reported above
 		}

@@ -84,8 +84,12 @@ type collectionItem struct {
 	} `json:"request"`
 	Event    []collectionEvent `json:"event"`
 	Response []struct {
-		Code int    `json:"code"`
-		Body string `json:"body"`
+		Code   int    `json:"code"`
+		Body   string `json:"body"`
+		Header []struct {
+			Key   string `json:"key"`
+			Value string `json:"value"`
+		} `json:"header"`
 	} `json:"response"`
 }
 
@@ -97,9 +101,15 @@ type collectionEvent struct {
 }
 
 // script returns the item's script for an event ("test", "prerequest").
-func (it collectionItem) script(listen string) string {
+func (it collectionItem) script(listen string) string { return eventScript(it.Event, listen) }
+
+// script returns the collection-level script for an event, which runs
+// for every request.
+func (c collection) script(listen string) string { return eventScript(c.Event, listen) }
+
+func eventScript(events []collectionEvent, listen string) string {
 	var b strings.Builder
-	for _, e := range it.Event {
+	for _, e := range events {
 		if e.Listen == listen {
 			b.WriteString(strings.Join(e.Script.Exec, "\n"))
 		}
@@ -182,14 +192,14 @@ var (
 // TestCollectionCoversOpenAPI fails when an operation of openapi.yaml has
 // no request in the Postman collection, when the collection calls a route
 // that the document lacks, and when a request lacks what the collection
-// promises: tests that assert the status, and a saved example response of
-// that status.
+// promises: tests that assert the status, the headers and the body, and a
+// saved example response of that status with its headers.
 func TestCollectionCoversOpenAPI(t *testing.T) {
 	doc := loadOpenAPI(t)
 	c := newChecker(t, doc)
 	col, reqs := loadCollection(t)
 
-	if !strings.Contains(strings.Join(col.Event[0].Script.Exec, "\n"), "application/problem+json") {
+	if !strings.Contains(col.script("test"), "application/problem+json") {
 		t.Errorf("the collection-level test script no longer checks that errors are problems")
 	}
 
@@ -201,7 +211,7 @@ func TestCollectionCoversOpenAPI(t *testing.T) {
 			continue
 		}
 		covered[op.OperationID], opOf[r.String()] = true, op.OperationID
-		checkTestsAndExample(t, r, op)
+		checkTestsAndExample(t, r, op, col.script("test"))
 	}
 	for _, o := range operations(doc) {
 		if !covered[o.op.OperationID] {
@@ -278,24 +288,156 @@ func operationOf(t *testing.T, r request, checkers map[string]*checker) (string,
 	return "", nil, false
 }
 
-// checkTestsAndExample fails t unless r's test script asserts its status in
-// a pm.test and r has a saved example of that status, which op documents.
-func checkTestsAndExample(t *testing.T, r request, op *openapi3.Operation) {
+// checkTestsAndExample fails t unless r's tests assert its status, its
+// headers and, when it has one, its body, each in a pm.test, and r has a
+// saved example of that status, which op documents, with the headers the
+// service sends. colTests is the collection-level test script: its checks
+// of the headers of every error response count for r's errors.
+func checkTestsAndExample(t *testing.T, r request, op *openapi3.Operation, colTests string) {
 	t.Helper()
-	tests := r.script("test")
-	m := wantStatus.FindStringSubmatch(tests)
+	a := assertionsOf(r.script("test"))
 	switch {
-	case !strings.Contains(tests, "pm.test("):
-		t.Errorf("%s: no pm.test in its test script", r)
-	case m == nil:
-		t.Errorf("%s: its test script does not assert the status (pm.response.to.have.status)", r)
+	case a.status == "":
+		t.Errorf("%s: its test script does not assert the status in a pm.test (pm.response.to.have.status)", r)
+		return
 	case len(r.Response) == 0:
 		t.Errorf("%s: no saved example response", r)
-	case strconv.Itoa(r.Response[0].Code) != m[1]:
-		t.Errorf("%s: the saved example is a %d, the test wants %s", r, r.Response[0].Code, m[1])
-	case op.Responses.Status(r.Response[0].Code) == nil:
-		t.Errorf("%s: the saved example's status %d is not documented for %s", r, r.Response[0].Code, op.OperationID)
+		return
 	}
+	ex := r.Response[0]
+	switch {
+	case strconv.Itoa(ex.Code) != a.status:
+		t.Errorf("%s: the saved example is a %d, the test wants %s", r, ex.Code, a.status)
+	case op.Responses.Status(ex.Code) == nil:
+		t.Errorf("%s: the saved example's status %d is not documented for %s", r, ex.Code, op.OperationID)
+	}
+	if !a.header && !(ex.Code >= 400 && checksErrorHeaders(colTests)) {
+		t.Errorf("%s: its test script asserts no header in a pm.test (pm.response.headers, pm.response.to.have.header)", r)
+	}
+	if ex.Body != "" && !a.body {
+		t.Errorf("%s: the response has a body, and its test script asserts nothing about it in a pm.test", r)
+	}
+	if ex.Code == http.StatusNoContent && ex.Body != "" {
+		t.Errorf("%s: the saved 204 example has a body", r)
+	}
+	var keys []string
+	for _, h := range ex.Header {
+		keys = append(keys, strings.ToLower(h.Key))
+	}
+	switch {
+	case len(keys) == 0:
+		t.Errorf("%s: the saved example has no headers", r)
+	case ex.Body != "" && !slices.Contains(keys, "content-type"):
+		t.Errorf("%s: the saved example has a body but no Content-Type", r)
+	}
+}
+
+var (
+	// assertsHeader finds an assertion about a response header.
+	assertsHeader = regexp.MustCompile(`pm\.response\.headers\.|pm\.response\.to\.(?:not\.)?have\.header\(`)
+	// readsBody finds a read of the response body.
+	readsBody = regexp.MustCompile(`pm\.response\.(?:json|text)\(\)`)
+	// bodyVar finds a variable that holds the response body.
+	bodyVar = regexp.MustCompile(`(?:const|let|var)\s+(\w+)\s*=\s*pm\.response\.(?:json|text)\(\)`)
+)
+
+// assertions is what the pm.tests of a test script assert about the
+// response: the status (as a string, "" if none), headers and the body.
+type assertions struct {
+	status       string
+	header, body bool
+}
+
+// assertionsOf reads the pm.test calls of a test script. A pm.test asserts
+// the body when it reads it, or uses a variable that holds it.
+func assertionsOf(script string) assertions {
+	var a assertions
+	var vars []*regexp.Regexp
+	for _, m := range bodyVar.FindAllStringSubmatch(script, -1) {
+		vars = append(vars, regexp.MustCompile(`\b`+m[1]+`\b`))
+	}
+	for _, test := range pmTests(script) {
+		if m := wantStatus.FindStringSubmatch(test); m != nil && a.status == "" {
+			a.status = m[1]
+		}
+		a.header = a.header || assertsHeader.MatchString(test)
+		a.body = a.body || readsBody.MatchString(test) ||
+			slices.ContainsFunc(vars, func(v *regexp.Regexp) bool { return v.MatchString(test) })
+	}
+	return a
+}
+
+// pmTests returns the source of each pm.test(...) call in script, from
+// "pm.test(" to its closing parenthesis, skipping parentheses in strings.
+func pmTests(script string) []string {
+	var tests []string
+	for rest := script; ; {
+		i := strings.Index(rest, "pm.test(")
+		if i < 0 {
+			return tests
+		}
+		rest = rest[i:]
+		depth, quote, end := 0, byte(0), len(rest)
+	scan:
+		for j := 0; j < len(rest); j++ {
+			switch c := rest[j]; {
+			case quote != 0 && c == '\\':
+				j++
+			case quote != 0:
+				if c == quote {
+					quote = 0
+				}
+			case c == '\'' || c == '"' || c == '`':
+				quote = c
+			case c == '(':
+				depth++
+			case c == ')':
+				if depth--; depth == 0 {
+					end = j + 1
+					break scan
+				}
+			}
+		}
+		tests = append(tests, rest[:end])
+		rest = rest[end:]
+	}
+}
+
+// TestAssertionsOf checks the reading of test scripts that
+// checkTestsAndExample relies on, so that a request whose tests skip the
+// status, the headers or the body is caught.
+func TestAssertionsOf(t *testing.T) {
+	for _, tc := range []struct {
+		name, script string
+		want         assertions
+	}{
+		{"status only", "pm.test('status is 204', () => pm.response.to.have.status(204));", assertions{status: "204"}},
+		{"status outside a pm.test", "pm.response.to.have.status(200);", assertions{}},
+		{"header and body", `pm.test('status is 200', () => pm.response.to.have.status(200));
+pm.test('Content-Type (is) "json"', () => {
+    pm.expect(pm.response.headers.get('Content-Type')).to.match(/^application\/json\b/);
+});
+pm.test('body is ok', () => pm.expect(pm.response.json()).to.eql({ status: 'ok' }));`, assertions{"200", true, true}},
+		{"no header, body through a variable", `pm.test('status is 404', () => pm.response.to.have.status(404));
+const problem = pm.response.json();
+pm.test('problem type', () => pm.expect(problem.type).to.eql('x'));`, assertions{"404", false, true}},
+		{"body read but not asserted", `pm.test('status is 201', () => pm.response.to.have.status(201));
+pm.test('Location', () => pm.response.to.have.header('Location'));
+pm.collectionVariables.set('id', pm.response.json().id);`, assertions{"201", true, false}},
+		{"an absent header", "pm.test('no Content-Type', () => pm.response.to.not.have.header('Content-Type'));", assertions{header: true}},
+	} {
+		if got := assertionsOf(tc.script); got != tc.want {
+			t.Errorf("%s: assertionsOf = %+v, want %+v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// checksErrorHeaders reports whether a collection-level test script checks
+// the Content-Type and Cache-Control of every error response.
+func checksErrorHeaders(colTests string) bool {
+	_, errs, ok := strings.Cut(colTests, "if (pm.response.code >= 400) {")
+	return ok && strings.Contains(errs, "pm.response.to.have.header('Content-Type', 'application/problem+json')") &&
+		strings.Contains(errs, "pm.response.to.have.header('Cache-Control', 'no-store')")
 }
 
 // environmentValues returns the enabled variables of a Postman environment.
