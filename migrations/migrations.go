@@ -228,6 +228,10 @@ func Applied(ctx context.Context, db *gorm.DB, t Target) ([]Record, error) {
 	if err := ensureRecordTable(ctx, db, t); err != nil {
 		return nil, err
 	}
+	return readRecords(ctx, db, t)
+}
+
+func readRecords(ctx context.Context, db *gorm.DB, t Target) ([]Record, error) {
 	var recs []Record
 	err := db.WithContext(ctx).Raw(
 		"SELECT version, name, checksum, applied_at FROM " + Quote(t.Table("schema_migrations")) + " ORDER BY version",

@@ -16,13 +16,8 @@ func Recorded(ctx context.Context, db *gorm.DB, t Target) (recs []Record, exists
 	if err != nil || !exists {
 		return nil, exists, err
 	}
-	err = db.WithContext(ctx).Raw(
-		"SELECT version, name, checksum, applied_at FROM " + Quote(t.Table("schema_migrations")) + " ORDER BY version",
-	).Scan(&recs).Error
-	if err != nil {
-		return nil, true, fmt.Errorf("read applied migrations: %w", err)
-	}
-	return recs, true, nil
+	recs, err = readRecords(ctx, db, t)
+	return recs, true, err
 }
 
 // HasTable reports whether the logical table exists in target t, without

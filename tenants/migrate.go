@@ -219,19 +219,11 @@ func (c *Catalog) verifyApplied(ctx context.Context, ts []Tenant, latest int) er
 	if witness == nil || witness.SchemaVersion == 0 {
 		return nil
 	}
-	var verr error
-	err := c.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		recs, err := migrations.Applied(ctx, tx, c.layout.TenantTarget(witness.Schema))
-		if err != nil {
-			return err
-		}
-		_, verr = c.set.Pending(recs, c.layout.Dialect)
-		return errDryRun // read only
-	})
-	if err != nil && !errors.Is(err, errDryRun) {
+	recs, _, err := migrations.Recorded(ctx, c.db, c.layout.TenantTarget(witness.Schema))
+	if err != nil {
 		return fmt.Errorf("migrate: read the applied migrations of tenant %q: %w", witness.Name, err)
 	}
-	if verr != nil {
+	if _, verr := c.set.Pending(recs, c.layout.Dialect); verr != nil {
 		return fmt.Errorf("migrate: the tenant migrations differ from what tenant %q (version %d) applied; nothing was migrated: %w",
 			witness.Name, witness.SchemaVersion, verr)
 	}
@@ -250,7 +242,7 @@ func (c *Catalog) migrateTenant(ctx context.Context, t Tenant, dryRun bool) (*Te
 	err := c.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		target := c.layout.TenantTarget(t.Schema)
 		if dryRun {
-			recs, err := migrations.Applied(ctx, tx, target)
+			recs, _, err := migrations.Recorded(ctx, tx, target)
 			if err != nil {
 				return err
 			}
