@@ -72,14 +72,14 @@ func operations(doc *openapi3.T) []operation {
 }
 
 // TestOpenAPIDocument checks what a reader of the document relies on
-// beyond its validity: every operation is named and tagged, and every JSON
-// body, sent or received, comes with an example.
+// beyond its validity: every operation is named and tagged, and every
+// parameter and every JSON body, sent or received, comes with an example.
 func TestOpenAPIDocument(t *testing.T) {
 	checkDocument(t, loadOpenAPI(t))
 }
 
 // checkDocument fails t for an operation of doc without an operationId, a
-// summary or a tag, and for a JSON body without an example.
+// summary or a tag, and for a parameter or a JSON body without an example.
 func checkDocument(t *testing.T, doc *openapi3.T) {
 	t.Helper()
 	ids := map[string]bool{}
@@ -93,6 +93,12 @@ func checkDocument(t *testing.T, doc *openapi3.T) {
 		ids[o.op.OperationID] = true
 		if o.op.Summary == "" || len(o.op.Tags) == 0 {
 			t.Errorf("%s: want a summary and a tag", o)
+		}
+		params := slices.Concat(doc.Paths.Value(o.path).Parameters, o.op.Parameters)
+		for _, p := range params {
+			if p.Value.Example == nil && len(p.Value.Examples) == 0 {
+				t.Errorf("%s: %s parameter %s has no examples", o, p.Value.In, p.Value.Name)
+			}
 		}
 		if rb := o.op.RequestBody; rb != nil {
 			for mt, media := range rb.Value.Content {
