@@ -460,3 +460,46 @@ func TestSuspendedTenant(t *testing.T) {
 		})
 	}
 }
+
+// TestMigratingTenant: while a tenant's schema is behind the code, its
+// API answers 503 problem+json and its pages a 503 page, both with
+// Retry-After, as openapi.yaml promises; the other tenant is served.
+func TestMigratingTenant(t *testing.T) {
+	for _, driver := range testenv.Drivers {
+		t.Run(driver, func(t *testing.T) {
+			t.Parallel()
+			env := testenv.Start(t, driver)
+			err := env.App.DB.Model(&tenants.Tenant{}).Where("name = ?", "tenant1").Update("schema_version", 0).Error
+			if err != nil {
+				t.Fatal(err)
+			}
+			env.App.Resolver.Invalidate()
+
+			p := wantProblem(t, apiDo(t, "GET", env.URL1+"/api/users", "", "", nil), http.StatusServiceUnavailable)
+			if p["type"] != "urn:tenantry:problem:tenant-migrating" {
+				t.Errorf("type = %v, want urn:tenantry:problem:tenant-migrating", p["type"])
+			}
+			pc := newPageClient(t)
+			for _, r := range []struct {
+				name   string
+				header http.Header
+			}{
+				{"API", apiDo(t, "GET", env.URL1+"/api/users", "", "", nil).header},
+				{"API, browser", apiDo(t, "GET", env.URL1+"/api/users", "", "", nil, "Accept", browserAccept).header},
+				{"API POST", apiDo(t, "POST", env.URL1+"/api/users", "", "application/json", strings.NewReader(`{}`)).header},
+				{"page", func() http.Header {
+					r := pc.get(env.URL1 + "/users")
+					wantPage(t, r, http.StatusServiceUnavailable, "Workspace being upgraded")
+					return r.header
+				}()},
+			} {
+				if got := r.header.Get("Retry-After"); got != "5" {
+					t.Errorf("%s: Retry-After = %q, want 5", r.name, got)
+				}
+			}
+			if r := apiDo(t, "GET", env.URL2+"/api/users", "", "", nil); r.status != http.StatusOK {
+				t.Errorf("the other tenant: %d %s", r.status, r.body)
+			}
+		})
+	}
+}

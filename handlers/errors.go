@@ -66,6 +66,10 @@ func (s *Server) respondError(c *gin.Context, err error) {
 // writeProblem writes pr. It is the one place that chooses between
 // problem+json and an HTML page (wantsHTML), so respondError, the panic
 // handler and every route answer alike.
+//
+// A 503 (a tenant being migrated) carries Retry-After in both formats, as
+// openapi.yaml promises; problem.Write sets it for problem+json, so that
+// the admin API's 503s carry it too.
 func (s *Server) writeProblem(c *gin.Context, pr Problem) {
 	if s.wantsHTML(c) {
 		pr.Instance = c.Request.URL.Path

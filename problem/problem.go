@@ -67,6 +67,8 @@ func Internal() Problem {
 }
 
 // Write sends p as application/problem+json for the request path instance.
+// A 503 carries Retry-After, which both APIs' documents promise; tests of
+// each API's 503 depend on it being set here.
 func Write(w http.ResponseWriter, p Problem, instance string) error {
 	p.Instance = instance
 	h := w.Header()
