@@ -29,7 +29,12 @@ func (s *Server) handlePageUsers(c *gin.Context) {
 		s.respondError(c, err)
 		return
 	}
-	msg := s.flash(c).Take(c.Writer, c.Request)
+	// A HEAD shows nothing, so it leaves the flash for the GET a person
+	// will see.
+	var msg string
+	if c.Request.Method != http.MethodHead {
+		msg = s.flash(c).Take(c.Writer, c.Request)
+	}
 	s.renderUsers(c, http.StatusOK, page, msg, web.UserForm{})
 }
 

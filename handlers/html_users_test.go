@@ -206,3 +206,48 @@ func TestPagesPagination(t *testing.T) {
 		}
 	})
 }
+
+// TestPagesHead answers HEAD on every page and asset as GET does, without
+// a body, and leaves the flash for the next GET.
+func TestPagesHead(t *testing.T) {
+	eachDriver(t, func(t *testing.T, env *testenv.Env, pc *pageClient) {
+		id := addUser(t, pc, env.URL1, "Ada", "ada@example.com") // sets the flash
+		tests := []struct {
+			base, path string
+			status     int
+		}{
+			{env.URL1, "/", http.StatusFound},
+			{env.URL1, "/users", http.StatusOK},
+			{env.URL1, "/users?page=0", http.StatusBadRequest},
+			{env.URL1, "/users/" + id + "/edit", http.StatusOK},
+			{env.URL1, "/users/" + id + "/delete", http.StatusOK},
+			{env.URL1, "/users/999999/edit", http.StatusNotFound},
+			{env.URL2, "/users/" + id + "/edit", http.StatusNotFound},
+			{env.URL1, "/static/style.css", http.StatusOK},
+		}
+		for _, tc := range tests {
+			name := tc.path
+			if tc.base == env.URL2 {
+				name = "tenant2 " + name
+			}
+			t.Run(name, func(t *testing.T) {
+				head := pc.do("HEAD", tc.base+tc.path, nil)
+				if head.status != tc.status || head.body != "" {
+					t.Errorf("HEAD: %d with %d bytes, want %d without a body", head.status, len(head.body), tc.status)
+				}
+				get := pc.get(tc.base + tc.path)
+				for _, h := range []string{"Content-Type", "Location", "Cache-Control"} {
+					if head.header.Get(h) != get.header.Get(h) {
+						t.Errorf("%s: HEAD %q, GET %q", h, head.header.Get(h), get.header.Get(h))
+					}
+				}
+			})
+		}
+		// The GETs above took the flash; set it again.
+		addUser(t, pc, env.URL1, "Bob", "bob@example.com")
+		if r := pc.do("HEAD", env.URL1+"/users", nil); r.status != http.StatusOK {
+			t.Fatalf("HEAD /users: %d", r.status)
+		}
+		wantPage(t, pc.get(env.URL1+"/users"), http.StatusOK, "User Bob added")
+	})
+}

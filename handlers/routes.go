@@ -1,10 +1,20 @@
 package handlers
 
-import "github.com/gin-gonic/gin"
+import (
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+)
+
+// getHead is the methods of a page: HEAD answers as GET does, without the
+// body.
+var getHead = []string{http.MethodGet, http.MethodHead}
 
 // routes lists every route. Health checks answer on any host; everything
 // else first resolves the tenant from the Host header.
 func (s *Server) routes(e *gin.Engine) {
+	// GET only, unlike the pages: the contract tests hold these routes to
+	// openapi.yaml, which documents no HEAD operation.
 	e.GET("/healthz", s.handleHealth)
 	e.GET("/readyz", s.handleReady)
 
@@ -24,14 +34,17 @@ func (s *Server) routes(e *gin.Engine) {
 	// every error on them is an HTML page (pageRoute, wantsHTML). The
 	// stylesheet answers on any host: the unknown-host page needs it too.
 	if s.Pages != nil {
-		e.GET("/static/*file", s.handleStatic)
+		// Pages and their assets answer HEAD as GET: browsers, link
+		// checkers and uptime monitors send it. net/http drops the body of
+		// a HEAD response, so the GET handlers serve both.
+		e.Match(getHead, "/static/*file", s.handleStatic)
 		p := e.Group("/", s.pageRoute, s.Tenants.Handler(s.respondError), s.sameOrigin, s.limitBody)
-		p.GET("/", s.handlePageRoot)
-		p.GET("/users", s.handlePageUsers)
+		p.Match(getHead, "/", s.handlePageRoot)
+		p.Match(getHead, "/users", s.handlePageUsers)
 		p.POST("/users", s.handlePageUserCreate)
-		p.GET("/users/:id/edit", s.handlePageUserEdit)
+		p.Match(getHead, "/users/:id/edit", s.handlePageUserEdit)
 		p.POST("/users/:id", s.handlePageUserUpdate)
-		p.GET("/users/:id/delete", s.handlePageUserDeleteConfirm)
+		p.Match(getHead, "/users/:id/delete", s.handlePageUserDeleteConfirm)
 		p.POST("/users/:id/delete", s.handlePageUserDelete)
 	}
 
