@@ -31,6 +31,14 @@ func TestInvalidConfigStopsStartup(t *testing.T) {
 		{"TENANTRY_DATABASE_DRIVER=mysql", nil, "database.driver"},
 		{"", []string{"--strategy", "rows"}, "tenancy.strategy"},
 		{"TENANTRY_LOG_LEVEL=chatty", nil, "allowed: debug, info, warn, error"},
+		// Values that do not parse, and variables set but empty, stop
+		// every command, not only serve.
+		{"TENANTRY_SERVER_READ_TIMEOUT=abc", []string{"migrate", "status"},
+			`config: server.read_timeout: "abc" is not allowed (allowed: a positive duration such as 5s`},
+		{"TENANTRY_DATABASE_MAX_OPEN_CONNS=lots", []string{"migrate", "status"},
+			`config: database.max_open_conns: "lots" is not allowed (allowed: a whole number, 1 or more)`},
+		{"TENANTRY_DATABASE_DSN=", []string{"migrate", "status"},
+			"config: database.dsn: TENANTRY_DATABASE_DSN is set but empty (allowed: a SQLite file name or a PostgreSQL URL)"},
 	} {
 		cmd := exec.Command(bin, tc.args...)
 		cmd.Dir = t.TempDir()

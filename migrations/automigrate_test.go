@@ -7,7 +7,6 @@ import (
 
 	"gorm.io/gorm"
 
-	"tenantry/database"
 	"tenantry/internal/testenv"
 	"tenantry/migrations"
 	"tenantry/models"
@@ -26,15 +25,11 @@ func TestBaselineMatchesAutoMigrate(t *testing.T) {
 	for _, driver := range testenv.Drivers {
 		t.Run(driver, func(t *testing.T) {
 			ctx := context.Background()
-			db, dialect, err := database.Open(ctx, testenv.Database(t, driver), testenv.Logger(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = database.Close(db) })
+			db, dialect := openDB(t, driver)
 
 			prefixed := func(p string) func(string) string { return func(n string) string { return p + n } }
 			target := migrations.Target{Dialect: dialect, Table: prefixed("baseline_"), Index: prefixed("baseline_")}
-			err = db.Transaction(func(tx *gorm.DB) error {
+			err := db.Transaction(func(tx *gorm.DB) error {
 				_, err := migrations.Tenant()[:1].Apply(ctx, tx, target)
 				return err
 			})

@@ -17,6 +17,17 @@ import (
 
 func file(s string) *fstest.MapFile { return &fstest.MapFile{Data: []byte(s)} }
 
+// openDB opens a fresh database of driver for one test, closed after it.
+func openDB(t *testing.T, driver string) (*gorm.DB, migrations.Dialect) {
+	t.Helper()
+	db, dialect, err := database.Open(context.Background(), testenv.Database(t, driver), testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = database.Close(db) })
+	return db, dialect
+}
+
 const usersSQL = `CREATE TABLE {{table "users"}} (id integer PRIMARY KEY, email text);
 CREATE UNIQUE INDEX {{index "users_email_key"}} ON {{table "users"}} (email);`
 
@@ -118,11 +129,7 @@ func TestApplyRollsBack(t *testing.T) {
 		t.Run(driver, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			db, dialect, err := database.Open(ctx, testenv.Database(t, driver), testenv.Logger(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = database.Close(db) })
+			db, dialect := openDB(t, driver)
 			set, err := migrations.Load(fstest.MapFS{
 				"m/0001_users.postgres.sql": file(sets["good"]), "m/0001_users.sqlite.sql": file(sets["good"]),
 				"m/0002_bad.postgres.sql": file(sets["bad"]), "m/0002_bad.sqlite.sql": file(sets["bad"]),

@@ -5,7 +5,6 @@ import (
 	"testing"
 	"testing/fstest"
 
-	"tenantry/database"
 	"tenantry/internal/testenv"
 	"tenantry/migrations"
 )
@@ -18,11 +17,7 @@ func TestRecordedCreatesNothing(t *testing.T) {
 		t.Run(driver, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			db, dialect, err := database.Open(ctx, testenv.Database(t, driver), testenv.Logger(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = database.Close(db) })
+			db, dialect := openDB(t, driver)
 			set, err := migrations.Load(fstest.MapFS{
 				"m/0001_users.postgres.sql": file(usersSQL), "m/0001_users.sqlite.sql": file(usersSQL),
 			}, "m")
