@@ -59,6 +59,10 @@ func TestPageErrors(t *testing.T) {
 			{"API body too large from a browser", "POST", "/api/users", strings.NewReader(`{"name":"` + big + `"}`),
 				append([]string{"Content-Type", "application/json"}, sameOrigin...), 413, nil},
 			{"method not allowed", "PUT", "/users", nil, nil, 405, []string{"Method not allowed"}},
+			// A page's path answers with a page whatever the Accept header.
+			{"method not allowed, no Accept", "PUT", "/users", nil, []string{"Accept", ""}, 405, []string{"Method not allowed"}},
+			{"method not allowed on an edit page, JSON Accept", "DELETE", "/users/1/edit", nil, []string{"Accept", "application/json"}, 405, []string{"Method not allowed"}},
+			{"method not allowed on the API", "PUT", "/api/users", nil, nil, 405, nil},
 			{"unknown path", "GET", "/nope", nil, nil, 404, []string{"<h1>Not found</h1>", "Back to the users of tenant1"}},
 			{"unknown path, no Accept", "GET", "/nope", nil, []string{"Accept", ""}, 404, nil},
 			{"API path from a browser", "GET", "/api/nope", nil, nil, 404, nil},
