@@ -28,6 +28,8 @@ type migrateFlags struct {
 }
 
 func migrateCommand(stderr io.Writer) *cobra.Command {
+	// Log lines and the progress bar share stderr (terminal.go).
+	tty := newTerminal(stderr)
 	var f migrateFlags
 	cmd := &cobra.Command{
 		Use:   "migrate",
@@ -42,12 +44,12 @@ under "tenants:" are created afterwards if missing.`,
 			if f.dryRun {
 				// Opened read-only: a dry run lists the shared migrations
 				// instead of having applied them on the way in.
-				return withReadOnlyApp(cmd, stderr, func(ctx context.Context, a *app.App) error {
-					return dryRun(ctx, a, f, cmd.OutOrStdout(), stderr)
+				return withReadOnlyApp(cmd, tty, func(ctx context.Context, a *app.App) error {
+					return dryRun(ctx, a, f, cmd.OutOrStdout(), tty)
 				})
 			}
-			return withApp(cmd, stderr, func(ctx context.Context, a *app.App) error {
-				return migrate(ctx, a, f, cmd.OutOrStdout(), stderr)
+			return withApp(cmd, tty, func(ctx context.Context, a *app.App) error {
+				return migrate(ctx, a, f, cmd.OutOrStdout(), tty)
 			})
 		},
 	}
@@ -86,7 +88,7 @@ under "tenants:" are created afterwards if missing.`,
 
 // migrate runs Catalog.Migrate with progress on stderr and the report on
 // out, then ensures the configured tenants.
-func migrate(ctx context.Context, a *app.App, f migrateFlags, out, stderr io.Writer) error {
+func migrate(ctx context.Context, a *app.App, f migrateFlags, out io.Writer, stderr *terminal) error {
 	rep, took, err := runMigrate(ctx, a, f, stderr)
 	if rep.Total == 0 && err != nil {
 		return err // nothing ran: unknown --tenant, catalog unreadable
@@ -107,7 +109,7 @@ func migrate(ctx context.Context, a *app.App, f migrateFlags, out, stderr io.Wri
 // the pending shared migrations, then each behind tenant's. On a fresh
 // database the catalog does not exist yet, so there are no tenants to
 // look at, and it says so instead of failing on a missing table.
-func dryRun(ctx context.Context, a *app.App, f migrateFlags, out, stderr io.Writer) error {
+func dryRun(ctx context.Context, a *app.App, f migrateFlags, out io.Writer, stderr *terminal) error {
 	shared, err := a.SharedStatus(ctx)
 	if err != nil {
 		return err
@@ -136,7 +138,7 @@ type dryRunJSON struct {
 }
 
 // runMigrate runs Catalog.Migrate with progress on stderr.
-func runMigrate(ctx context.Context, a *app.App, f migrateFlags, stderr io.Writer) (tenants.MigrateReport, time.Duration, error) {
+func runMigrate(ctx context.Context, a *app.App, f migrateFlags, stderr *terminal) (tenants.MigrateReport, time.Duration, error) {
 	p := newProgress(stderr, a.Log, f.dryRun)
 	start := time.Now()
 	rep, err := a.Catalog.Migrate(ctx, tenants.MigrateOptions{
@@ -251,7 +253,7 @@ func printStatus(w io.Writer, st tenants.StatusReport, shared app.SharedStatus, 
 // ETA when stderr is a terminal, otherwise a log line every few seconds,
 // which is what a CI log or a log collector wants.
 type progress struct {
-	w       io.Writer
+	tty     *terminal
 	log     *slog.Logger
 	verb    string
 	bar     *progressbar.ProgressBar
@@ -264,12 +266,12 @@ type progress struct {
 // logEvery spaces the plain progress lines.
 const logEvery = 2 * time.Second
 
-func newProgress(w io.Writer, log *slog.Logger, dryRun bool) *progress {
+func newProgress(tty *terminal, log *slog.Logger, dryRun bool) *progress {
 	verb := "migrating"
 	if dryRun {
 		verb = "checking"
 	}
-	return &progress{w: w, log: log, verb: verb}
+	return &progress{tty: tty, log: log, verb: verb}
 }
 
 func isTerminal(w io.Writer) bool {
@@ -282,17 +284,18 @@ func (p *progress) start(total int) {
 	if total == 0 {
 		return
 	}
-	if isTerminal(p.w) {
+	if isTerminal(p.tty.w) {
 		p.bar = progressbar.NewOptions(total,
-			progressbar.OptionSetWriter(p.w),
+			progressbar.OptionSetWriter(p.tty.w),
 			progressbar.OptionSetDescription(p.verb),
 			progressbar.OptionShowCount(),
 			progressbar.OptionSetPredictTime(true),
 			progressbar.OptionSetElapsedTime(true),
 			progressbar.OptionThrottle(100*time.Millisecond),
 			progressbar.OptionSetWidth(40),
-			progressbar.OptionOnCompletion(func() { fmt.Fprintln(p.w) }),
+			progressbar.OptionOnCompletion(func() { fmt.Fprintln(p.tty.w) }),
 		)
+		p.tty.setBar(p.bar)
 		return
 	}
 	p.log.Info(p.verb+" tenants", "total", total)
@@ -301,10 +304,12 @@ func (p *progress) start(total int) {
 func (p *progress) update(pr tenants.Progress) {
 	p.final = pr
 	if p.bar != nil {
-		if pr.Failed > 0 {
-			p.bar.Describe(fmt.Sprintf("%s (%d failed)", p.verb, pr.Failed))
-		}
-		_ = p.bar.Set(pr.Done)
+		p.tty.withBar(func(bar *progressbar.ProgressBar) {
+			if pr.Failed > 0 {
+				bar.Describe(fmt.Sprintf("%s (%d failed)", p.verb, pr.Failed))
+			}
+			_ = bar.Set(pr.Done)
+		})
 		return
 	}
 	if time.Since(p.last) < logEvery {
@@ -315,6 +320,7 @@ func (p *progress) update(pr tenants.Progress) {
 }
 
 func (p *progress) finish() {
+	p.tty.setBar(nil)
 	if p.bar != nil || p.total == 0 {
 		return
 	}
