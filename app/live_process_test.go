@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -11,7 +10,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,28 +21,10 @@ import (
 // own, is served by every other running instance within a second.
 const propagationLimit = time.Second
 
-// syncBuffer collects a process's log while it runs.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // instance is one running tenantry server process.
 type instance struct {
 	name, addr, admin, token string
-	log                      *syncBuffer
+	log                      *testenv.Buffer
 }
 
 // cluster is several instances (and CLI runs) over one database.
@@ -55,7 +35,7 @@ type cluster struct {
 
 func (c *cluster) start(t *testing.T, name, token string) *instance {
 	t.Helper()
-	in := &instance{name: name, addr: testenv.FreeAddr(t), admin: testenv.FreeAddr(t), token: token, log: &syncBuffer{}}
+	in := &instance{name: name, addr: testenv.FreeAddr(t), admin: testenv.FreeAddr(t), token: token, log: &testenv.Buffer{}}
 	args := append([]string{"serve", "--config", c.config, "--listen", in.addr, "--admin-listen", in.admin}, c.dbArgs...)
 	cmd := exec.Command(c.bin, args...)
 	cmd.Dir = t.TempDir()

@@ -1,7 +1,6 @@
 package contract
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"net/http"
@@ -10,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -36,27 +34,9 @@ type service struct {
 	ports map[string]string
 
 	cmd    *exec.Cmd
-	log    *lockedBuffer
+	log    *testenv.Buffer
 	done   chan error // the result of cmd.Wait
 	exited bool       // done has been received from
-}
-
-// lockedBuffer collects a process's log while it runs.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // startService runs bin on db and waits until it serves. With a non-empty
@@ -80,7 +60,7 @@ func tryService(t *testing.T, bin string, db config.Database, token string) (*se
 	t.Helper()
 	def := config.Default()
 	port := func(hostport string) string { _, p, _ := net.SplitHostPort(hostport); return p }
-	s := &service{ports: map[string]string{}, log: &lockedBuffer{}, done: make(chan error, 1)}
+	s := &service{ports: map[string]string{}, log: &testenv.Buffer{}, done: make(chan error, 1)}
 	var yaml strings.Builder
 	yaml.WriteString("server:\n  shutdown_timeout: 15s\n  listen:\n")
 	var tenants strings.Builder
