@@ -410,12 +410,13 @@ func (c *Catalog) dispose(ctx context.Context, tx *gorm.DB, t *Tenant, dropData 
 		return archived, exec("ALTER SCHEMA " + migrations.Quote(t.Schema) + " RENAME TO " + migrations.Quote(archived))
 	}
 	archivedPrefix := "archived_" + stamp + "_" + strconv.FormatUint(t.ID, 10)
+	target := c.layout.TenantTarget(t.Schema)
 	for _, table := range c.set.Tables() {
-		name := c.layout.Table(t.Schema, table)
+		name := target.Table(table)
 		q := "DROP TABLE IF EXISTS " + migrations.Quote(name)
 		if !dropData {
 			// A tenant behind the code lacks the newest tables.
-			ok, err := c.tableExists(ctx, tx, name)
+			ok, err := migrations.HasTable(ctx, tx, target, table)
 			if err != nil {
 				return "", err
 			}
@@ -435,25 +436,11 @@ func (c *Catalog) dispose(ctx context.Context, tx *gorm.DB, t *Tenant, dropData 
 	// explicitly (<schema>_users_email_key): left alone they would stop a
 	// new tenant of the same schema from creating its own.
 	for _, index := range c.set.Indexes() {
-		if err := c.renameIndex(ctx, tx, t.Schema+"_"+index, archivedPrefix+"_"+index); err != nil {
+		if err := c.renameIndex(ctx, tx, target.Index(index), archivedPrefix+"_"+index); err != nil {
 			return "", err
 		}
 	}
 	return archivedPrefix + "_*", nil
-}
-
-// tableExists reports whether a table of the prefix layout exists.
-func (c *Catalog) tableExists(ctx context.Context, tx *gorm.DB, name string) (bool, error) {
-	q := "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?"
-	if c.layout.Dialect == migrations.Postgres {
-		q = "SELECT count(*) FROM pg_tables WHERE schemaname = '" + PrefixSchema + "' AND tablename = ?"
-		name = strings.TrimPrefix(name, PrefixSchema+".")
-	}
-	var n int64
-	if err := tx.WithContext(ctx).Raw(q, name).Scan(&n).Error; err != nil {
-		return false, fmt.Errorf("look for table %s: %w", name, err)
-	}
-	return n > 0, nil
 }
 
 // renameIndex renames a prefixed tenant index. PostgreSQL renames in

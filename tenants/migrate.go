@@ -230,32 +230,16 @@ func (c *Catalog) verifyApplied(ctx context.Context, ts []Tenant, latest int) er
 	return nil
 }
 
-// errDryRun rolls a dry run's transaction back.
-var errDryRun = errors.New("dry run")
-
 // migrateTenant migrates one tenant in its own transaction and returns
 // what it applied (nil when nothing was left to do). In a dry run it only
-// reads the tenant's records, without the lock, and rolls back.
+// reads the tenant's records, without a transaction or the lock.
 func (c *Catalog) migrateTenant(ctx context.Context, t Tenant, dryRun bool) (*TenantPlan, error) {
+	if dryRun {
+		return c.planTenant(ctx, t)
+	}
 	var applied migrations.Set
 	from := t.SchemaVersion
 	err := c.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		target := c.layout.TenantTarget(t.Schema)
-		if dryRun {
-			recs, _, err := migrations.Recorded(ctx, tx, target)
-			if err != nil {
-				return err
-			}
-			applied, err = c.set.Pending(recs, c.layout.Dialect)
-			if err != nil {
-				return err
-			}
-			from = 0
-			if len(recs) > 0 {
-				from = recs[len(recs)-1].Version
-			}
-			return errDryRun
-		}
 		if err := c.lock(ctx, tx, "tenantry:tenant:"+t.Schema); err != nil {
 			return err
 		}
@@ -273,17 +257,41 @@ func (c *Catalog) migrateTenant(ctx context.Context, t Tenant, dryRun bool) (*Te
 		applied, err = c.migrate(ctx, tx, &cur)
 		return err
 	})
-	if err != nil && !errors.Is(err, errDryRun) {
+	if err != nil {
 		return nil, err
 	}
-	if len(applied) == 0 {
-		return nil, nil
+	return c.plan(t, from, applied), nil
+}
+
+// planTenant is a dry run's migrateTenant: what t's own records say is
+// pending, read without writing anything.
+func (c *Catalog) planTenant(ctx context.Context, t Tenant) (*TenantPlan, error) {
+	recs, _, err := migrations.Recorded(ctx, c.db, c.layout.TenantTarget(t.Schema))
+	if err != nil {
+		return nil, err
 	}
-	plan := &TenantPlan{Tenant: t.Name, From: from, To: c.set.Latest()}
-	for _, m := range applied {
-		plan.Migrations = append(plan.Migrations, fmt.Sprintf("%04d_%s", m.Version, m.Name))
+	pending, err := c.set.Pending(recs, c.layout.Dialect)
+	if err != nil {
+		return nil, err
 	}
-	return plan, nil
+	from := 0
+	if len(recs) > 0 {
+		from = recs[len(recs)-1].Version
+	}
+	return c.plan(t, from, pending), nil
+}
+
+// plan describes migrations, applied or pending, taking t from version
+// from to the latest; nil when there are none.
+func (c *Catalog) plan(t Tenant, from int, ms migrations.Set) *TenantPlan {
+	if len(ms) == 0 {
+		return nil
+	}
+	p := &TenantPlan{Tenant: t.Name, From: from, To: c.set.Latest()}
+	for _, m := range ms {
+		p.Migrations = append(p.Migrations, fmt.Sprintf("%04d_%s", m.Version, m.Name))
+	}
+	return p
 }
 
 // run gathers the results of a Migrate run's jobs.
