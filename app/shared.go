@@ -39,20 +39,11 @@ func (a *App) SharedStatus(ctx context.Context) (SharedStatus, error) {
 	layout := a.Catalog.Layout()
 	target := layout.SharedTarget()
 	st := SharedStatus{Latest: set.Latest(), Pending: []string{}}
-	recs, _, err := migrations.Recorded(ctx, a.DB, target)
+	version, pending, err := set.Plan(ctx, a.DB, target)
 	if err != nil {
 		return st, fmt.Errorf("shared migrations: %w", err)
 	}
-	if len(recs) > 0 {
-		st.Version = recs[len(recs)-1].Version
-	}
-	pending, err := set.Pending(recs, layout.Dialect)
-	if err != nil {
-		return st, fmt.Errorf("shared migrations: %w", err)
-	}
-	for _, m := range pending {
-		st.Pending = append(st.Pending, fmt.Sprintf("%04d_%s", m.Version, m.Name))
-	}
+	st.Version, st.Pending = version, pending.Labels()
 	if st.Catalog, err = migrations.HasTable(ctx, a.DB, target, "tenants"); err != nil {
 		return st, fmt.Errorf("shared migrations: %w", err)
 	}

@@ -40,3 +40,28 @@ func HasTable(ctx context.Context, db *gorm.DB, t Target, table string) (bool, e
 	}
 	return n > 0, nil
 }
+
+// Plan reads target t's records without creating anything (Recorded) and
+// returns the version they show, 0 when none, and what of s is left to
+// apply there. A changed or unknown applied migration is an error, as
+// for Pending.
+func (s Set) Plan(ctx context.Context, db *gorm.DB, t Target) (version int, pending Set, err error) {
+	recs, _, err := Recorded(ctx, db, t)
+	if err != nil {
+		return 0, nil, err
+	}
+	if len(recs) > 0 {
+		version = recs[len(recs)-1].Version
+	}
+	pending, err = s.Pending(recs, t.Dialect)
+	return version, pending, err
+}
+
+// Labels names the migrations of s as NNNN_name, in order; never nil.
+func (s Set) Labels() []string {
+	out := make([]string, 0, len(s))
+	for _, m := range s {
+		out = append(out, fmt.Sprintf("%04d_%s", m.Version, m.Name))
+	}
+	return out
+}

@@ -219,13 +219,13 @@ func (c *Catalog) verifyApplied(ctx context.Context, ts []Tenant, latest int) er
 	if witness == nil || witness.SchemaVersion == 0 {
 		return nil
 	}
-	recs, _, err := migrations.Recorded(ctx, c.db, c.layout.TenantTarget(witness.Schema))
-	if err != nil {
-		return fmt.Errorf("migrate: read the applied migrations of tenant %q: %w", witness.Name, err)
-	}
-	if _, verr := c.set.Pending(recs, c.layout.Dialect); verr != nil {
+	_, _, err := c.set.Plan(ctx, c.db, c.layout.TenantTarget(witness.Schema))
+	switch {
+	case errors.Is(err, migrations.ErrChecksum) || errors.Is(err, migrations.ErrUnknownVersion):
 		return fmt.Errorf("migrate: the tenant migrations differ from what tenant %q (version %d) applied; nothing was migrated: %w",
-			witness.Name, witness.SchemaVersion, verr)
+			witness.Name, witness.SchemaVersion, err)
+	case err != nil:
+		return fmt.Errorf("migrate: read the applied migrations of tenant %q: %w", witness.Name, err)
 	}
 	return nil
 }
@@ -266,17 +266,9 @@ func (c *Catalog) migrateTenant(ctx context.Context, t Tenant, dryRun bool) (*Te
 // planTenant is a dry run's migrateTenant: what t's own records say is
 // pending, read without writing anything.
 func (c *Catalog) planTenant(ctx context.Context, t Tenant) (*TenantPlan, error) {
-	recs, _, err := migrations.Recorded(ctx, c.db, c.layout.TenantTarget(t.Schema))
+	from, pending, err := c.set.Plan(ctx, c.db, c.layout.TenantTarget(t.Schema))
 	if err != nil {
 		return nil, err
-	}
-	pending, err := c.set.Pending(recs, c.layout.Dialect)
-	if err != nil {
-		return nil, err
-	}
-	from := 0
-	if len(recs) > 0 {
-		from = recs[len(recs)-1].Version
 	}
 	return c.plan(t, from, pending), nil
 }
@@ -287,11 +279,7 @@ func (c *Catalog) plan(t Tenant, from int, ms migrations.Set) *TenantPlan {
 	if len(ms) == 0 {
 		return nil
 	}
-	p := &TenantPlan{Tenant: t.Name, From: from, To: c.set.Latest()}
-	for _, m := range ms {
-		p.Migrations = append(p.Migrations, fmt.Sprintf("%04d_%s", m.Version, m.Name))
-	}
-	return p
+	return &TenantPlan{Tenant: t.Name, From: from, To: c.set.Latest(), Migrations: ms.Labels()}
 }
 
 // run gathers the results of a Migrate run's jobs.
