@@ -2,7 +2,6 @@ package handlers_test
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"os"
 	"os/exec"
@@ -81,7 +80,7 @@ func TestBrowser(t *testing.T) {
 			forge := `(() => {
 				const f = document.createElement("form");
 				f.method = "post";
-				f.action = ` + jsString(u1+"/users") + `;
+				f.action = ` + quoteJSON(u1+"/users") + `;
 				for (const [k, v] of [["name", "Mallory"], ["email", "mallory@example.com"]]) {
 					const i = document.createElement("input");
 					i.name = k; i.value = v; f.appendChild(i);
@@ -221,9 +220,4 @@ func screenshot(t *testing.T, ctx context.Context, path string) {
 		t.Fatalf("screenshot: %v", err)
 	}
 	t.Logf("wrote %s", path)
-}
-
-func jsString(s string) string {
-	b, _ := json.Marshal(s)
-	return string(b)
 }

@@ -72,7 +72,6 @@ func (s *Server) respondError(c *gin.Context, err error) {
 // the admin API's 503s carry it too.
 func (s *Server) writeProblem(c *gin.Context, pr Problem) {
 	if s.wantsHTML(c) {
-		pr.Instance = c.Request.URL.Path
 		if pr.Status == http.StatusServiceUnavailable {
 			c.Header("Retry-After", "5")
 		}

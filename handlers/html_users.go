@@ -66,13 +66,18 @@ func (s *Server) handlePageUserCreate(c *gin.Context) {
 // same, so the first page will do rather than an error that invites a
 // second submission.
 func (s *Server) addedURL(c *gin.Context, db *gorm.DB, id uint64) string {
-	list, err := models.ListUsers(c.Request.Context(), db, 1, 0)
+	total, err := models.CountUsers(c.Request.Context(), db)
 	if err != nil {
 		s.Log.WarnContext(c.Request.Context(), "count users after adding one", "err", err)
 		return "/users"
 	}
-	last := max(1, int((list.Total+usersPageSize-1)/usersPageSize))
-	return fmt.Sprintf("/users?page=%d#user-%d", last, id)
+	return fmt.Sprintf("/users?page=%d#user-%d", pageCount(total), id)
+}
+
+// pageCount is how many users pages total users fill; at least one, which
+// shows the empty list and the add form.
+func pageCount(total int64) int {
+	return max(1, int((total+usersPageSize-1)/usersPageSize))
 }
 
 // renderUsers shows one page of users (oldest first, so the newest is
@@ -89,7 +94,7 @@ func (s *Server) renderUsers(c *gin.Context, status, page int, flash string, for
 	}
 	form.Action, form.Submit, form.Inline = "/users", "Add user", true
 	v := web.UsersView{Layout: s.layout(c, "Users"), Users: list.Users, Total: list.Total, Page: page,
-		Pages: max(1, int((list.Total+usersPageSize-1)/usersPageSize)), Form: form}
+		Pages: pageCount(list.Total), Form: form}
 	v.Flash = flash
 	if page > 1 {
 		v.PrevURL = fmt.Sprintf("/users?page=%d", min(page-1, v.Pages))

@@ -49,12 +49,8 @@ func (s *Server) routes(e *gin.Engine) {
 	}
 
 	e.NoRoute(s.Tenants.Handler(s.respondError), func(c *gin.Context) { s.respondError(c, errNoRoute) })
-	e.NoMethod(func(c *gin.Context) {
-		// Gin answers here outside the page group, so pageRoute never ran:
-		// a wrong method on a page's path is still a page's error.
-		if s.Pages != nil && !machinePath(c.Request.URL.Path) {
-			c.Set(pageRouteKey, true)
-		}
-		s.respondError(c, errNoMethod)
-	})
+	// Gin answers a wrong method outside the page group: pageRoute marks
+	// it, so that on a page's path it is a page (wantsHTML still answers
+	// API paths with problem+json).
+	e.NoMethod(s.pageRoute, func(c *gin.Context) { s.respondError(c, errNoMethod) })
 }

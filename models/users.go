@@ -25,15 +25,26 @@ const (
 // ListUsers returns users ordered by id, with the total count.
 func ListUsers(ctx context.Context, db *gorm.DB, limit, offset int) (UserPage, error) {
 	page := UserPage{Users: []User{}, Limit: limit, Offset: offset}
-	if err := db.WithContext(ctx).Model(&User{}).Count(&page.Total).Error; err != nil {
-		return page, fmt.Errorf("count users: %w", err)
+	total, err := CountUsers(ctx, db)
+	if err != nil {
+		return page, err
 	}
+	page.Total = total
 	if page.Total > int64(offset) {
 		if err := db.WithContext(ctx).Order("id").Limit(limit).Offset(offset).Find(&page.Users).Error; err != nil {
 			return page, fmt.Errorf("list users: %w", err)
 		}
 	}
 	return page, nil
+}
+
+// CountUsers returns how many users db's tenant has.
+func CountUsers(ctx context.Context, db *gorm.DB) (int64, error) {
+	var n int64
+	if err := db.WithContext(ctx).Model(&User{}).Count(&n).Error; err != nil {
+		return 0, fmt.Errorf("count users: %w", err)
+	}
+	return n, nil
 }
 
 // GetUser returns the user with id, or ErrNotFound.
