@@ -58,6 +58,13 @@ func DecodeJSON(r *http.Request, dst any, mediaTypes ...string) error {
 	default:
 		return malformed("The body must be exactly one JSON object.")
 	}
+	// Most bodies are right: one strict decode settles them. Only a body
+	// it refuses is gone through member by member to name every bad
+	// field. (The '{' check keeps `null`, which decodes into anything
+	// without complaint, for decodeFields to refuse.)
+	if bytes.HasPrefix(raw, []byte("{")) && strictDecode(raw, dst) == nil {
+		return nil
+	}
 	fields, ok := decodeFields(raw, dst)
 	if !ok {
 		return malformed("The body must be exactly one JSON object.")
@@ -66,6 +73,13 @@ func DecodeJSON(r *http.Request, dst any, mediaTypes ...string) error {
 		return Invalid(fields...)
 	}
 	return nil
+}
+
+// strictDecode decodes raw into dst, refusing unknown fields.
+func strictDecode(raw []byte, dst any) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	return dec.Decode(dst)
 }
 
 // decodeFields decodes the object raw into dst one member at a time, so
@@ -92,9 +106,7 @@ func decodeFields(raw json.RawMessage, dst any) ([]FieldError, bool) {
 		if err != nil {
 			return nil, false
 		}
-		one := json.NewDecoder(bytes.NewReader(member))
-		one.DisallowUnknownFields()
-		if err := one.Decode(dst); err != nil {
+		if err := strictDecode(member, dst); err != nil {
 			if fe := fieldError(key, err); !seen[fe.Field] {
 				seen[fe.Field] = true
 				fields = append(fields, fe)
