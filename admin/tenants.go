@@ -10,6 +10,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"tenantry/problem"
 	"tenantry/tenants"
 )
 
@@ -155,8 +156,7 @@ func (s *Server) handleTenantDelete(c *gin.Context) {
 	if v, ok := c.GetQuery("drop_data"); ok {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
-			s.respondError(c, newRequestError(http.StatusBadRequest, "invalid-query", "Invalid query parameters",
-				"One or more query parameters are invalid.", FieldError{Field: "drop_data", Message: "must be true or false"}))
+			s.respondError(c, problem.BadQuery(FieldError{Field: "drop_data", Message: "must be true or false"}))
 			return
 		}
 		drop = b
