@@ -172,7 +172,7 @@ func TestLiveCatalogAcrossProcesses(t *testing.T) {
 			config := filepath.Join(t.TempDir(), "config.yaml")
 			// A long periodic refresh: on PostgreSQL only the notification
 			// can explain a change seen within a second.
-			yaml := "server:\n  shutdown_timeout: 5s\ntenancy:\n  refresh_interval: 30s\n" +
+			yaml := "tenancy:\n  refresh_interval: 30s\n" +
 				"tenants:\n  - {name: seed, schema: seed, hosts: [\"seed.test\"]}\n"
 			if err := os.WriteFile(config, []byte(yaml), 0o600); err != nil {
 				t.Fatal(err)

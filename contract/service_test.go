@@ -62,7 +62,7 @@ func tryService(t *testing.T, bin string, db config.Database, token string) (*se
 	port := func(hostport string) string { _, p, _ := net.SplitHostPort(hostport); return p }
 	s := &service{ports: map[string]string{}, log: &testenv.Buffer{}, done: make(chan error, 1)}
 	var yaml strings.Builder
-	yaml.WriteString("server:\n  shutdown_timeout: 15s\n  listen:\n")
+	yaml.WriteString("server:\n  listen:\n")
 	var tenants strings.Builder
 	for i, seed := range def.Tenants {
 		addr := testenv.FreeAddr(t)

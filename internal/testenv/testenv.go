@@ -109,10 +109,6 @@ func Config(db config.Database) config.Config {
 	c.Tenancy.Strategy = config.DefaultStrategy(db.Driver)
 	c.Tenants = nil
 	c.Admin.Listen = ""
-	// Above net/http's 5 s: Shutdown counts a connection that was dialled
-	// but has sent no request yet (clients dial spares under load) as
-	// active for 5 s, so a 5 s timeout makes shutdown fail at random.
-	c.Server.ShutdownTimeout = 15 * time.Second
 	return c
 }
 
