@@ -21,6 +21,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -296,16 +297,48 @@ func moduleFile(t testing.TB, name string) []byte {
 // Unique returns a string unique to this run, for emails and names.
 func Unique(prefix string) string { return fmt.Sprintf("%s-%s", prefix, randomHex(4)) }
 
-// Binary builds the tenantry command into t's temporary directory, for
+// Binary returns the tenantry command, built once per test process, for
 // tests that need real processes (signals, several instances, the CLI).
+// The package's TestMain must call Main, which removes it afterwards.
 func Binary(t testing.TB) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "tenantry")
-	out, err := exec.Command("go", "build", "-o", bin, "tenantry").CombinedOutput()
-	if err != nil {
-		t.Fatalf("testenv: go build: %v\n%s", err, out)
+	if binDir == "" {
+		t.Fatal("testenv.Binary: call testenv.Main from the package's TestMain")
 	}
-	return bin
+	binOnce.Do(func() {
+		bin := filepath.Join(binDir, "tenantry")
+		out, err := exec.Command("go", "build", "-o", bin, "tenantry").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+			return
+		}
+		binPath = bin
+	})
+	if binErr != nil {
+		t.Fatalf("testenv: %v", binErr)
+	}
+	return binPath
+}
+
+var (
+	binDir  string // set by Main
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// Main runs a package's tests (call it from TestMain) and then removes
+// what they shared, such as the binary Binary built.
+func Main(m *testing.M) {
+	dir, err := os.MkdirTemp("", "tenantry-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "testenv:", err)
+		os.Exit(1)
+	}
+	binDir = dir
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
 }
 
 // FreeAddr returns a loopback host:port that was free a moment ago.
