@@ -62,7 +62,7 @@ func TestInvalidConfigStopsStartup(t *testing.T) {
 func TestGracefulShutdown(t *testing.T) {
 	bin := testenv.Binary(t)
 	dir := t.TempDir()
-	p1, p2 := port(testenv.FreeAddr(t)), port(testenv.FreeAddr(t))
+	p1, p2 := testenv.Port(testenv.FreeAddr(t)), testenv.Port(testenv.FreeAddr(t))
 	cfg := fmt.Sprintf(`server:
   listen: ["127.0.0.1:%s", "127.0.0.1:%s"]
   shutdown_timeout: 10s
@@ -149,5 +149,3 @@ func waitUp(t *testing.T, url string) {
 	}
 	t.Fatalf("%s not up within 20s", url)
 }
-
-func port(addr string) string { return addr[strings.LastIndexByte(addr, ':')+1:] }

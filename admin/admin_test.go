@@ -83,7 +83,7 @@ func TestErrors(t *testing.T) {
 		t.Run(driver, func(t *testing.T) {
 			t.Parallel()
 			f := start(t, driver)
-			p1, p2 := port(f.env.Addr1), port(f.env.Addr2)
+			p1, p2 := testenv.Port(f.env.Addr1), testenv.Port(f.env.Addr2)
 			type tc struct {
 				name   string
 				req    request

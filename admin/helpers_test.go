@@ -177,4 +177,3 @@ func tenantGet(t *testing.T, addr, host string) int {
 }
 
 // port returns the port of a host:port address.
-func port(addr string) string { return addr[strings.LastIndexByte(addr, ':')+1:] }

@@ -35,7 +35,7 @@ func TestLifecycleOnSameInstance(t *testing.T) {
 		t.Run(driver, func(t *testing.T) {
 			t.Parallel()
 			f := start(t, driver)
-			addr, other := f.env.Addr1, "127.0.0.1:"+port(f.env.Addr1)
+			addr, other := f.env.Addr1, "127.0.0.1:"+testenv.Port(f.env.Addr1)
 			// An unknown host is remembered as unknown for a while
 			// (tenancy.negative_cache_ttl): ask first, so the change must
 			// clear that memory to be seen.

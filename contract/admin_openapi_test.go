@@ -125,7 +125,7 @@ func exerciseAdmin(t *testing.T, c *checker, env *testenv.Env, driver string) {
 	if a == "" {
 		t.Fatal("testenv.Start with WithAdmin: no admin listener")
 	}
-	p1, p2 := port(env.Addr1), port(env.Addr2)
+	p1, p2 := testenv.Port(env.Addr1), testenv.Port(env.Addr2)
 	const (
 		js    = "application/json"
 		merge = "application/merge-patch+json"
@@ -370,4 +370,3 @@ func holdMigrationRun(t *testing.T, env *testenv.Env, do func(exchange) []byte) 
 }
 
 // port returns the port of a host:port address.
-func port(addr string) string { return addr[strings.LastIndexByte(addr, ':')+1:] }

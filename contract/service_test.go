@@ -59,17 +59,16 @@ func startService(t *testing.T, bin string, db config.Database, token string) *s
 func tryService(t *testing.T, bin string, db config.Database, token string) (*service, error) {
 	t.Helper()
 	def := config.Default()
-	port := func(hostport string) string { _, p, _ := net.SplitHostPort(hostport); return p }
 	s := &service{ports: map[string]string{}, log: &testenv.Buffer{}, done: make(chan error, 1)}
 	var yaml strings.Builder
 	yaml.WriteString("server:\n  listen:\n")
 	var tenants strings.Builder
 	for i, seed := range def.Tenants {
 		addr := testenv.FreeAddr(t)
-		s.ports[port(seed.Hosts[0])] = port(addr)
+		s.ports[testenv.Port(seed.Hosts[0])] = testenv.Port(addr)
 		fmt.Fprintf(&yaml, "    - %q\n", addr)
 		fmt.Fprintf(&tenants, "  - {name: %q, schema: %q, hosts: [\"localhost:%s\", \"127.0.0.1:%s\"]}\n",
-			seed.Name, seed.Schema, port(addr), port(addr))
+			seed.Name, seed.Schema, testenv.Port(addr), testenv.Port(addr))
 		switch i {
 		case 0:
 			s.URL1 = "http://" + addr
@@ -80,7 +79,7 @@ func tryService(t *testing.T, bin string, db config.Database, token string) (*se
 	admin := ""
 	if token != "" {
 		admin = testenv.FreeAddr(t)
-		s.ports[port(def.Admin.Listen)] = port(admin)
+		s.ports[testenv.Port(def.Admin.Listen)] = testenv.Port(admin)
 		s.AdminURL = "http://" + admin
 	}
 	fmt.Fprintf(&yaml, "admin:\n  listen: %q\ntenants:\n%slog:\n  level: info\n", admin, tenants.String())

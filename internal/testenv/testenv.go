@@ -164,7 +164,7 @@ func Start(t testing.TB, driver string, opts ...Option) *Env {
 		lns = append(lns, ln)
 	}
 	a1, a2 := lns[0].Addr().String(), lns[1].Addr().String()
-	p1, p2 := a1[strings.LastIndexByte(a1, ':')+1:], a2[strings.LastIndexByte(a2, ':')+1:]
+	p1, p2 := Port(a1), Port(a2)
 	cfg := Config(Database(t, driver))
 	cfg.Server.Listen = []string{a1, a2}
 	cfg.Tenants = []config.TenantSeed{
@@ -340,6 +340,9 @@ func Main(m *testing.M) {
 	_ = os.RemoveAll(dir)
 	os.Exit(code)
 }
+
+// Port returns the port of a host:port address.
+func Port(addr string) string { return addr[strings.LastIndexByte(addr, ':')+1:] }
 
 // FreeAddr returns a loopback host:port that was free a moment ago.
 func FreeAddr(t testing.TB) string {
