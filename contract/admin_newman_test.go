@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -26,10 +25,7 @@ import (
 // archive behind or changes the tenants it did not create, or a process
 // that does not exit 0 on SIGTERM.
 func TestAdminNewman(t *testing.T) {
-	root := testenv.ModuleRoot(t)
-	newman := filepath.Join(root, "postman", "node_modules", ".bin", "newman")
-	_, err := os.Stat(newman)
-	testenv.RequireTool(t, "newman (cd postman && npm ci)", err == nil)
+	root, newman := newmanCommand(t)
 
 	_, reqs := loadCollectionFile(t, adminCollectionFile)
 	bin := testenv.Binary(t)

@@ -46,10 +46,7 @@ type newmanReport struct {
 // run that leaves users behind or a process that does not exit 0 on
 // SIGTERM.
 func TestNewman(t *testing.T) {
-	root := testenv.ModuleRoot(t)
-	newman := filepath.Join(root, "postman", "node_modules", ".bin", "newman")
-	_, err := os.Stat(newman)
-	testenv.RequireTool(t, "newman (cd postman && npm ci)", err == nil)
+	root, newman := newmanCommand(t)
 
 	_, reqs := loadCollection(t)
 	bin := testenv.Binary(t)
@@ -104,6 +101,18 @@ func TestNewman(t *testing.T) {
 // checkNewmanRun fails t for every failed assertion, script or request of
 // a run, and for a run that did not send each of the collection's nreqs
 // requests with assertions.
+// newmanCommand returns the module root and the newman that postman/'s
+// lock file installs (npm ci), skipping or, under CI=true, failing where
+// it is missing.
+func newmanCommand(t *testing.T) (root, newman string) {
+	t.Helper()
+	root = testenv.ModuleRoot(t)
+	newman = filepath.Join(root, "postman", "node_modules", ".bin", "newman")
+	_, err := os.Stat(newman)
+	testenv.RequireTool(t, "newman (cd postman && npm ci)", err == nil)
+	return root, newman
+}
+
 func checkNewmanRun(t *testing.T, rep newmanReport, nreqs int) {
 	t.Helper()
 	st := rep.Run.Stats

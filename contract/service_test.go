@@ -33,10 +33,10 @@ type service struct {
 	// to the port this service uses instead.
 	ports map[string]string
 
-	cmd    *exec.Cmd
-	log    *testenv.Buffer
-	done   chan error // the result of cmd.Wait
-	exited bool       // done has been received from
+	cmd  *exec.Cmd
+	log  *testenv.Buffer
+	done chan struct{} // closed once the process has exited
+	err  error         // cmd.Wait's result, once done is closed
 }
 
 // startService runs bin on db and waits until it serves. With a non-empty
@@ -59,7 +59,7 @@ func startService(t *testing.T, bin string, db config.Database, token string) *s
 func tryService(t *testing.T, bin string, db config.Database, token string) (*service, error) {
 	t.Helper()
 	def := config.Default()
-	s := &service{ports: map[string]string{}, log: &testenv.Buffer{}, done: make(chan error, 1)}
+	s := &service{ports: map[string]string{}, log: &testenv.Buffer{}, done: make(chan struct{})}
 	var yaml strings.Builder
 	yaml.WriteString("server:\n  listen:\n")
 	var tenants strings.Builder
@@ -106,12 +106,13 @@ func tryService(t *testing.T, bin string, db config.Database, token string) (*se
 	if err := s.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", bin, err)
 	}
-	go func() { s.done <- s.cmd.Wait() }()
+	go func() { s.err = s.cmd.Wait(); close(s.done) }()
 	t.Cleanup(func() {
-		if !s.exited {
+		select {
+		case <-s.done:
+		default:
 			_ = s.cmd.Process.Kill()
 			<-s.done
-			s.exited = true
 		}
 		if t.Failed() && testing.Verbose() {
 			t.Logf("log of tenantry serve:\n%s", s.log.String())
@@ -121,9 +122,8 @@ func tryService(t *testing.T, bin string, db config.Database, token string) (*se
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		select {
-		case err := <-s.done:
-			s.exited = true
-			return s, fmt.Errorf("exited before serving: %v", err)
+		case <-s.done:
+			return s, fmt.Errorf("exited before serving: %v", s.err)
 		default:
 		}
 		if s.serving() {
@@ -167,15 +167,13 @@ func (s *service) stop(t *testing.T) {
 		t.Fatalf("SIGTERM: %v", err)
 	}
 	select {
-	case err := <-s.done:
-		s.exited = true
-		if err != nil {
-			t.Errorf("tenantry serve after SIGTERM: %v, want exit status 0; log:\n%s", err, s.log.String())
+	case <-s.done:
+		if s.err != nil {
+			t.Errorf("tenantry serve after SIGTERM: %v, want exit status 0; log:\n%s", s.err, s.log.String())
 		}
 	case <-time.After(25 * time.Second):
 		_ = s.cmd.Process.Kill()
 		<-s.done
-		s.exited = true
 		t.Errorf("tenantry serve did not exit within 25s of SIGTERM; log:\n%s", s.log.String())
 	}
 }
