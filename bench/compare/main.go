@@ -18,9 +18,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -28,7 +26,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -45,6 +42,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver for set-up and seeding
 
 	service "tenantry/app"
+	"tenantry/bench/internal/benchdb"
 	"tenantry/config"
 	"tenantry/migrations"
 	"tenantry/tenants"
@@ -63,7 +61,6 @@ type options struct {
 	mixes        []string
 	provisioners int
 	keep         bool
-	work         string
 }
 
 func main() {
@@ -102,7 +99,6 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	o.work = work
 	logf("work directory %s (binaries, config, logs)", work)
 
 	// Build the three programs.
@@ -133,29 +129,21 @@ func run(ctx context.Context, o options) error {
 	if err := admin.QueryRowContext(ctx, "SHOW server_version").Scan(&pgVersion); err != nil {
 		return err
 	}
-	suffix := randHex()
-	baseDB, tenDB := "bench_baseline_"+suffix, "bench_tenantry_"+suffix
-	for _, name := range []string{baseDB, tenDB} {
-		if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
-			return fmt.Errorf("create database %s: %w", name, err)
-		}
-		defer func() {
-			if o.keep {
-				logf("kept database %s", name)
-				return
-			}
-			c, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-			defer cancel()
-			if _, err := admin.ExecContext(c, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-				logf("drop database %s: %v", name, err)
-			}
-		}()
+	baseDB, err := benchdb.Scratch(ctx, o.dsn, "bench_baseline_", o.keep)
+	if err != nil {
+		return err
 	}
-	baseDSN, tenDSN := dbDSN(o.dsn, baseDB), dbDSN(o.dsn, tenDB)
+	defer baseDB.Drop()
+	tenDB, err := benchdb.Scratch(ctx, o.dsn, "bench_tenantry_", o.keep)
+	if err != nil {
+		return err
+	}
+	defer tenDB.Drop()
+	baseDSN, tenDSN := baseDB.DSN, tenDB.DSN
 
 	// Baseline: start it (it creates its table), then seed it.
 	pool := strconv.Itoa(o.pool)
-	base, err := start(ctx, work, "baseline", bins["baseline"], "-addr", "127.0.0.1:8081", "-dsn", baseDSN, "-max-open", pool, "-max-idle", pool)
+	base, err := start(work, "baseline", bins["baseline"], "-addr", "127.0.0.1:8081", "-dsn", baseDSN, "-max-open", pool, "-max-idle", pool)
 	if err != nil {
 		return err
 	}
@@ -177,7 +165,7 @@ func run(ctx context.Context, o options) error {
 	if err := os.WriteFile(cfg, []byte(configYAML(tenDSN, o.pool)), 0o600); err != nil {
 		return err
 	}
-	ten, err := start(ctx, work, "tenantry", bins["tenantry"], "serve", "--config", cfg)
+	ten, err := start(work, "tenantry", bins["tenantry"], "serve", "--config", cfg)
 	if err != nil {
 		return err
 	}
@@ -195,11 +183,11 @@ func run(ctx context.Context, o options) error {
 	}
 
 	apps := []app{
-		{name: "baseline", url: "http://127.0.0.1:8081", db: baseDB, proc: base},
-		{name: "tenantry", url: "http://127.0.0.1:8082", db: tenDB, hosts: hostsFile, proc: ten},
+		{name: "baseline", url: "http://127.0.0.1:8081", db: baseDB.Name, proc: base},
+		{name: "tenantry", url: "http://127.0.0.1:8082", db: tenDB.Name, hosts: hostsFile, proc: ten},
 	}
 	load1, _ := os.ReadFile("/proc/loadavg")
-	logf("machine: %d CPUs (%s), %s, PostgreSQL %s; load average before: %s", runtime.NumCPU(), cpuModel(), runtime.Version(), pgVersion, strings.TrimSpace(string(load1)))
+	logf("machine: %d CPUs (%s), %s, PostgreSQL %s; load average before: %s", runtime.NumCPU(), benchdb.CPUModel(), runtime.Version(), pgVersion, strings.TrimSpace(string(load1)))
 
 	results := map[string]map[string][]result{} // mix → app → runs
 	for _, mix := range o.mixes {
@@ -224,7 +212,7 @@ func run(ctx context.Context, o options) error {
 	logf("load average after: %s", strings.TrimSpace(string(load2)))
 
 	fmt.Printf("\n%d tenants (tenantry), %d users each; %d connections, %s after %s warm-up, median of %d alternating runs; pool %d; %d CPUs (%s), PostgreSQL %s\n\n",
-		o.tenants, o.users, o.conns, o.duration, o.warmup, o.rounds, o.pool, runtime.NumCPU(), cpuModel(), pgVersion)
+		o.tenants, o.users, o.conns, o.duration, o.warmup, o.rounds, o.pool, runtime.NumCPU(), benchdb.CPUModel(), pgVersion)
 	fmt.Println("| mix | baseline req/s | tenantry req/s | ratio | baseline p50 / p99 | tenantry p50 / p99 | p99 ratio | errors (b / t) | app CPU µs/req (b / t) |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|")
 	for _, mix := range o.mixes {
@@ -434,7 +422,7 @@ type proc struct {
 	err  error
 }
 
-func start(ctx context.Context, work, name, bin string, args ...string) (*proc, error) {
+func start(work, name, bin string, args ...string) (*proc, error) {
 	logFile, err := os.Create(filepath.Join(work, name+".log"))
 	if err != nil {
 		return nil, err
@@ -451,7 +439,6 @@ func start(ctx context.Context, work, name, bin string, args ...string) (*proc, 
 		logFile.Close()
 		close(p.done)
 	}()
-	_ = ctx
 	return p, nil
 }
 
@@ -518,21 +505,6 @@ func waitReady(ctx context.Context, u, hostHeader string, p *proc) error {
 	}
 }
 
-func dbDSN(admin, name string) string {
-	u, err := url.Parse(admin)
-	if err != nil {
-		return admin
-	}
-	u.Path = "/" + name
-	return u.String()
-}
-
-func randHex() string {
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
 func moduleRoot() (string, error) {
 	out, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil {
@@ -543,17 +515,4 @@ func moduleRoot() (string, error) {
 		return "", errors.New("run from inside the tenantry module")
 	}
 	return filepath.Dir(mod), nil
-}
-
-func cpuModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "unknown CPU"
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown CPU"
 }

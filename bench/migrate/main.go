@@ -12,20 +12,15 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"os"
 	"os/signal"
 	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +28,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver for the scratch database
 
 	"tenantry/app"
+	"tenantry/bench/internal/benchdb"
 	"tenantry/config"
 	"tenantry/migrations"
 	"tenantry/tenants"
@@ -77,15 +73,15 @@ func run(ctx context.Context, o options) error {
 	if o.present+o.samples > o.tenants {
 		return fmt.Errorf("-present (%d) + -samples (%d) must not exceed -tenants (%d)", o.present, o.samples, o.tenants)
 	}
-	dsn, drop, err := scratchDatabase(ctx, o.dsn, o.keep)
+	scratch, err := benchdb.Scratch(ctx, o.dsn, "tenantry_bench_", o.keep)
 	if err != nil {
 		return err
 	}
-	defer drop()
+	defer scratch.Drop()
 
 	log := slog.New(slog.NewTextHandler(o.verbose, nil))
 	cfg := config.Default()
-	cfg.Database.Driver, cfg.Database.DSN = "postgres", dsn
+	cfg.Database.Driver, cfg.Database.DSN = "postgres", scratch.DSN
 	cfg.Database.MaxOpenConns, cfg.Database.MaxIdleConns = o.maxOpen, o.maxOpen
 	cfg.Tenancy.Strategy, cfg.Tenants, cfg.Admin.Listen = o.strategy, nil, ""
 	// The same wiring as the service: pool, scope, catalog, shared migrations.
@@ -100,7 +96,7 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	fmt.Fprintf(o.out, "machine: %d CPUs (%s), %s, PostgreSQL %s, strategy %s, max_open_conns %d\n",
-		runtime.NumCPU(), cpuModel(), runtime.Version(), version, o.strategy, o.maxOpen)
+		runtime.NumCPU(), benchdb.CPUModel(), runtime.Version(), version, o.strategy, o.maxOpen)
 
 	// Fill to -present, time -samples single creations, fill the rest.
 	fill := func(from, to int) error {
@@ -195,51 +191,4 @@ func provision(ctx context.Context, c *tenants.Catalog, from, to, jobs int) erro
 	return errors.Join(append(errs, ctx.Err())...)
 }
 
-// scratchDatabase creates a database beside admin's and returns its DSN
-// and a function that drops it (unless keep).
-func scratchDatabase(ctx context.Context, admin string, keep bool) (string, func(), error) {
-	u, err := url.Parse(admin)
-	if err != nil {
-		return "", nil, fmt.Errorf("-dsn: %w", err)
-	}
-	conn, err := sql.Open("pgx", admin)
-	if err != nil {
-		return "", nil, err
-	}
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	name := "tenantry_bench_" + hex.EncodeToString(b)
-	if _, err := conn.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
-		_ = conn.Close()
-		return "", nil, fmt.Errorf("create scratch database: %w", err)
-	}
-	u.Path = "/" + name
-	drop := func() {
-		defer conn.Close()
-		if keep {
-			fmt.Fprintln(os.Stderr, "kept database", name)
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		if _, err := conn.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			fmt.Fprintln(os.Stderr, "drop scratch database:", err)
-		}
-	}
-	return u.String(), drop, nil
-}
-
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
-
-func cpuModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "unknown CPU"
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown CPU"
-}
