@@ -3,10 +3,8 @@ package handlers
 import (
 	"errors"
 	"fmt"
-	"mime"
 	"mime/multipart"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -26,8 +24,6 @@ const (
 
 var (
 	formTypes        = []string{"application/x-www-form-urlencoded", "multipart/form-data"}
-	errFormMediaType = problem.New(http.StatusUnsupportedMediaType, "unsupported-media-type",
-		"Unsupported media type", "Send the form as "+strings.Join(formTypes, " or ")+".")
 	errMalformedForm = problem.New(http.StatusBadRequest, "malformed-form", "Malformed form", "The form data could not be read.")
 )
 
@@ -70,9 +66,9 @@ func (s *Server) redirectWithFlash(c *gin.Context, location, msg string) {
 // as encoding/json replaces it, so a form and a JSON body hand the domain
 // the same input.
 func userForm(r *http.Request, maxMemory int64) (models.UserInput, error) {
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || !slices.Contains(formTypes, mt) {
-		return models.UserInput{}, errFormMediaType
+	mt, err := problem.MediaType(r, "form", formTypes...)
+	if err != nil {
+		return models.UserInput{}, err
 	}
 	if mt == "multipart/form-data" {
 		err = r.ParseMultipartForm(maxMemory)

@@ -13,6 +13,18 @@ import (
 	"strings"
 )
 
+// MediaType returns the media type of r's body when it is one of
+// allowed, and otherwise a 415 that says to send the noun ("body",
+// "form") as one of them.
+func MediaType(r *http.Request, noun string, allowed ...string) (string, error) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || !slices.Contains(allowed, mt) {
+		return "", New(http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type",
+			"Send the "+noun+" as "+strings.Join(allowed, " or ")+".")
+	}
+	return mt, nil
+}
+
 // DecodeJSON reads exactly one JSON object from r's body into dst. It
 // answers the client's mistakes with the right status: 415 for a media
 // type not in mediaTypes, 413 for a body over the http.MaxBytesReader
@@ -22,17 +34,15 @@ import (
 // partly filled, and callers may still validate what it holds to report
 // the other fields' mistakes in the same answer.
 func DecodeJSON(r *http.Request, dst any, mediaTypes ...string) error {
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || !slices.Contains(mediaTypes, mt) {
-		return New(http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type",
-			"Send the body as "+strings.Join(mediaTypes, " or ")+".")
+	if _, err := MediaType(r, "body", mediaTypes...); err != nil {
+		return err
 	}
 	// The body is checked as JSON as a whole first, so a syntax error is a
 	// 400 however many fields precede it; only a well-formed object is
 	// then read field by field.
 	dec := json.NewDecoder(r.Body)
 	var raw json.RawMessage
-	err = dec.Decode(&raw)
+	err := dec.Decode(&raw)
 	if err == nil {
 		if _, terr := dec.Token(); !errors.Is(terr, io.EOF) {
 			err = errors.New("trailing data after the JSON object")
