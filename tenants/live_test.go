@@ -16,33 +16,11 @@ import (
 	"tenantry/tenants"
 )
 
-// process is one simulated tenantry process on a shared database: its own
-// pool and catalog, as app.Open builds them.
-type process struct {
-	db      *gorm.DB
-	catalog *tenants.Catalog
-}
-
-func openProcess(t *testing.T, dbc config.Database) *process {
+// openProcess is one simulated tenantry process on a shared database: its
+// own pool, scope and catalog, as app.Open builds them.
+func openProcess(t *testing.T, dbc config.Database) *stack {
 	t.Helper()
-	ctx := context.Background()
-	db, dialect, err := database.Open(ctx, dbc, testenv.Logger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = database.Close(db) })
-	layout, err := tenants.NewLayout(tenants.StrategySchema, dialect)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tenants.NewScope(db, layout); err != nil {
-		t.Fatal(err)
-	}
-	cat := tenants.NewCatalog(db, layout, testenv.Logger(t))
-	if err := cat.Bootstrap(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return &process{db: db, catalog: cat}
+	return openStack(t, dbc, string(tenants.StrategySchema))
 }
 
 // startListener runs a listener that keeps r in step and stops it when

@@ -50,7 +50,7 @@ func newFleet(t testing.TB, driver string, strategy tenants.Strategy) *fleet {
 	t.Helper()
 	f := &fleet{dbc: testenv.Database(t, driver)}
 	f.dbc.MaxOpenConns, f.dbc.MaxIdleConns = 8, 8
-	f.db, f.layout = openScoped(t, f.dbc, strategy)
+	f.db, f.layout, _ = openScoped(t, f.dbc, strategy)
 	if err := f.catalog(t, migrations.Tenant()).Bootstrap(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func newFleet(t testing.TB, driver string, strategy tenants.Strategy) *fleet {
 
 // openScoped opens a pool on dbc with the tenant scope installed, as
 // app.Open does; a second call gives a second, independent process view.
-func openScoped(t testing.TB, dbc config.Database, strategy tenants.Strategy) (*gorm.DB, tenants.Layout) {
+func openScoped(t testing.TB, dbc config.Database, strategy tenants.Strategy) (*gorm.DB, tenants.Layout, *tenants.Scope) {
 	t.Helper()
 	db, dialect, err := database.Open(context.Background(), dbc, testenv.Logger(t))
 	if err != nil {
@@ -70,10 +70,11 @@ func openScoped(t testing.TB, dbc config.Database, strategy tenants.Strategy) (*
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tenants.NewScope(db, layout); err != nil {
+	scope, err := tenants.NewScope(db, layout)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return db, layout
+	return db, layout, scope
 }
 
 func (f *fleet) catalog(t testing.TB, set migrations.Set) *tenants.Catalog {

@@ -142,7 +142,7 @@ func TestMigrateConcurrentRuns(t *testing.T) {
 	errs := make([]error, 2)
 	var wg sync.WaitGroup
 	for i := range 2 {
-		db, layout := openScoped(t, f.dbc, tenants.StrategySchema)
+		db, layout, _ := openScoped(t, f.dbc, tenants.StrategySchema)
 		c := tenants.NewCatalog(db, layout, testenv.Logger(t), tenants.WithMigrations(next))
 		wg.Go(func() { reps[i], errs[i] = c.Migrate(context.Background(), tenants.MigrateOptions{Jobs: 3}) })
 	}

@@ -8,7 +8,6 @@ import (
 	"gorm.io/gorm"
 
 	"tenantry/config"
-	"tenantry/database"
 	"tenantry/internal/testenv"
 	"tenantry/tenants"
 )
@@ -54,22 +53,9 @@ func newStackOn(t testing.TB, dbc config.Database) *stack {
 
 func openStack(t testing.TB, dbc config.Database, strategy string) *stack {
 	t.Helper()
-	ctx := context.Background()
-	db, dialect, err := database.Open(ctx, dbc, testenv.Logger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = database.Close(db) })
-	layout, err := tenants.NewLayout(tenants.Strategy(strategy), dialect)
-	if err != nil {
-		t.Fatal(err)
-	}
-	scope, err := tenants.NewScope(db, layout)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, layout, scope := openScoped(t, dbc, tenants.Strategy(strategy))
 	cat := tenants.NewCatalog(db, layout, testenv.Logger(t))
-	if err := cat.Bootstrap(ctx); err != nil {
+	if err := cat.Bootstrap(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	return &stack{db: db, scope: scope, catalog: cat, layout: layout}
