@@ -85,7 +85,7 @@ tenants:
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		waitUp(t, "http://127.0.0.1:"+p1+"/healthz")
+		testenv.WaitHealthy(t, "http://127.0.0.1:"+p1+"/healthz", 20*time.Second)
 		return cmd, &logs
 	}
 	cmd, logs := start()
@@ -133,19 +133,4 @@ tenants:
 	if r.StatusCode != http.StatusOK {
 		t.Errorf("acknowledged user after restart: status %d, want 200", r.StatusCode)
 	}
-}
-
-func waitUp(t *testing.T, url string) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if r, err := http.Get(url); err == nil {
-			r.Body.Close()
-			if r.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s not up within 20s", url)
 }

@@ -210,13 +210,14 @@ func Start(t testing.TB, driver string, opts ...Option) *Env {
 	if addr := a.AdminAddr(); addr != "" {
 		env.AdminURL = "http://" + addr
 	}
-	waitHealthy(t, env.URL1+"/healthz")
+	WaitHealthy(t, env.URL1+"/healthz", 10*time.Second)
 	return env
 }
 
-func waitHealthy(t testing.TB, url string) {
+// WaitHealthy polls url until it answers 200, failing t after within.
+func WaitHealthy(t testing.TB, url string, within time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) {
 		resp, err := http.Get(url)
 		if err == nil {
@@ -227,7 +228,7 @@ func waitHealthy(t testing.TB, url string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("testenv: %s not healthy within 10s", url)
+	t.Fatalf("testenv: %s not healthy within %v", url, within)
 }
 
 func randomHex(n int) string {
