@@ -162,18 +162,11 @@ type tenantView struct {
 // Host and returns the status.
 func tenantGet(t *testing.T, addr, host string) int {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, "http://"+addr+"/api/tenant", nil)
+	code, err := testenv.TenantStatus(addr, host, 30*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Host = host
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	_ = resp.Body.Close()
-	return resp.StatusCode
+	return code
 }
 
 // port returns the port of a host:port address.

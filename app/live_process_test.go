@@ -119,18 +119,8 @@ func (in *instance) adminCall(t *testing.T, method, path, body string, want int)
 // status is what a tenant listener at addr answers for Host: host.
 func status(t *testing.T, addr, host string) int {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, "http://"+addr+"/api/tenant", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Host = host
-	resp, err := (&http.Client{Timeout: 2 * time.Second}).Do(req)
-	if err != nil {
-		return 0
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	_ = resp.Body.Close()
-	return resp.StatusCode
+	code, _ := testenv.TenantStatus(addr, host, 2*time.Second) // 0 while the process is not up
+	return code
 }
 
 // propagation makes a change and polls another instance until host

@@ -214,6 +214,24 @@ func Start(t testing.TB, driver string, opts ...Option) *Env {
 	return env
 }
 
+// TenantStatus sends GET /api/tenant to the listener at addr with the
+// Host header host and returns the status: how that listener resolves
+// host (200, 403 suspended, 404 unknown, 503 behind).
+func TenantStatus(addr, host string, timeout time.Duration) (int, error) {
+	req, err := http.NewRequest(http.MethodGet, "http://"+addr+"/api/tenant", nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Host = host
+	resp, err := (&http.Client{Timeout: timeout}).Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
 // WaitHealthy polls url until it answers 200, failing t after within.
 func WaitHealthy(t testing.TB, url string, within time.Duration) {
 	t.Helper()
