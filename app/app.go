@@ -80,7 +80,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 	for _, opt := range opts {
 		opt(&o)
 	}
-	db, dialect, err := database.Open(ctx, cfg.Database, log)
+	db, dialect, err := database.Open(ctx, cfg.Database, log, database.RouteBy(tenants.RouteKey))
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +130,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, db *gorm.DB
 	if err != nil {
 		return nil, err
 	}
-	sqlDB, err := db.DB()
+	pool, err := database.Pool(db)
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +143,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, db *gorm.DB
 		Log:        log,
 		Scope:      scope,
 		Tenants:    mw,
-		Ready:      sqlDB.PingContext,
+		Ready:      pool.PingContext,
 		MaxBody:    cfg.Server.MaxBodyBytes,
 		OpenAPI:    o.openAPI,
 		Pages:      pages,

@@ -59,6 +59,44 @@ type Database struct {
 	MaxOpenConns    int           `mapstructure:"max_open_conns"`
 	MaxIdleConns    int           `mapstructure:"max_idle_conns"`
 	ConnMaxLifetime time.Duration `mapstructure:"conn_max_lifetime"`
+	// PoolGroups splits the PostgreSQL pool into this many groups of
+	// connections, each serving its own share of the tenants (see
+	// database.Router). 0 picks AutoPoolGroups; 1 turns affinity off.
+	PoolGroups int `mapstructure:"pool_groups"`
+	// StatementCacheCapacity is how many prepared statements each
+	// PostgreSQL connection keeps; 0 picks DefaultStatementCache.
+	StatementCacheCapacity int `mapstructure:"statement_cache_capacity"`
+	// PlanCacheMode is PostgreSQL's plan_cache_mode for every connection,
+	// sent at connect time (it carries no tenant state); empty leaves the
+	// server's setting.
+	PlanCacheMode string `mapstructure:"plan_cache_mode"`
+}
+
+// DefaultStatementCache is the prepared statements kept per connection
+// when database.statement_cache_capacity is 0.
+const DefaultStatementCache = 1024
+
+// PlanCacheModes are the values database.plan_cache_mode accepts.
+var PlanCacheModes = []string{"", "auto", "force_generic_plan", "force_custom_plan"}
+
+// Groups is the number of connection groups the pool is split into:
+// PoolGroups, or when it is 0 one group per two connections, so that a
+// tenant's home group can serve two statements at once before it
+// overflows into another group.
+func (d Database) Groups() int {
+	g := d.PoolGroups
+	if g == 0 {
+		g = d.MaxOpenConns / 2
+	}
+	return min(max(g, 1), max(d.MaxOpenConns, 1))
+}
+
+// StatementCache is the prepared statements kept per connection.
+func (d Database) StatementCache() int {
+	if d.StatementCacheCapacity == 0 {
+		return DefaultStatementCache
+	}
+	return d.StatementCacheCapacity
 }
 
 // Tenancy configures how tenants are kept apart and found.
@@ -253,6 +291,9 @@ var keys = []key{
 	{name: "database.max_open_conns", allowed: "a whole number, 1 or more", decode: decodeAs[int64]},
 	{name: "database.max_idle_conns", allowed: "a whole number from 0 to database.max_open_conns", decode: decodeAs[int64]},
 	{name: "database.conn_max_lifetime", allowed: aDuration, decode: decodeAs[time.Duration]},
+	{name: "database.pool_groups", allowed: "a whole number from 0 (automatic) to database.max_open_conns", decode: decodeAs[int64]},
+	{name: "database.statement_cache_capacity", allowed: "a whole number from 0 (automatic) to 65536", decode: decodeAs[int64]},
+	{name: "database.plan_cache_mode", allowed: "auto, force_generic_plan, force_custom_plan, or empty for the server's setting", emptyOK: true},
 	{name: "tenancy.strategy", allowed: strings.Join(Strategies, ", ") + "; empty picks the driver's default", emptyOK: true},
 	{name: "tenancy.negative_cache_ttl", allowed: aDuration, decode: decodeAs[time.Duration]},
 	{name: "tenancy.refresh_interval", allowed: aDuration, decode: decodeAs[time.Duration]},
@@ -314,6 +355,9 @@ func setDefaults(v *viper.Viper, d Config) {
 	v.SetDefault("database.max_open_conns", d.Database.MaxOpenConns)
 	v.SetDefault("database.max_idle_conns", d.Database.MaxIdleConns)
 	v.SetDefault("database.conn_max_lifetime", d.Database.ConnMaxLifetime)
+	v.SetDefault("database.pool_groups", d.Database.PoolGroups)
+	v.SetDefault("database.statement_cache_capacity", d.Database.StatementCacheCapacity)
+	v.SetDefault("database.plan_cache_mode", d.Database.PlanCacheMode)
 	v.SetDefault("tenancy.strategy", d.Tenancy.Strategy)
 	v.SetDefault("tenancy.negative_cache_ttl", d.Tenancy.NegativeCacheTTL)
 	v.SetDefault("tenancy.refresh_interval", d.Tenancy.RefreshInterval)
@@ -390,6 +434,13 @@ func (c Config) Validate() error {
 	if c.Database.MaxIdleConns < 0 || c.Database.MaxIdleConns > c.Database.MaxOpenConns {
 		bad("database.max_idle_conns", c.Database.MaxIdleConns, "0 to database.max_open_conns")
 	}
+	if c.Database.PoolGroups < 0 || c.Database.PoolGroups > max(c.Database.MaxOpenConns, 1) {
+		bad("database.pool_groups", c.Database.PoolGroups, "0 (automatic) to database.max_open_conns")
+	}
+	if c.Database.StatementCacheCapacity < 0 || c.Database.StatementCacheCapacity > 65536 {
+		bad("database.statement_cache_capacity", c.Database.StatementCacheCapacity, "0 (automatic) to 65536")
+	}
+	oneOf("database.plan_cache_mode", c.Database.PlanCacheMode, PlanCacheModes)
 	oneOf("tenancy.strategy", c.Tenancy.Strategy, Strategies)
 	if c.Tenancy.Strategy == "schema" && c.Database.Driver != "postgres" {
 		bad("tenancy.strategy", `"schema"`, `"prefix" when database.driver is "sqlite"`)

@@ -17,6 +17,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver to lock the catalog from outside the service
 
 	"tenantry/admin"
+	"tenantry/database"
 	"tenantry/internal/testenv"
 )
 
@@ -262,11 +263,7 @@ func exerciseAdmin(t *testing.T, c *checker, env *testenv.Env, driver string) {
 
 	// With the database gone, every operation that reads the catalog is a
 	// 500 that shows none of the cause, and a run stops with an error.
-	sqlDB, err := env.App.DB.DB()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sqlDB.Close(); err != nil {
+	if err := database.Close(env.App.DB); err != nil {
 		t.Fatal(err)
 	}
 	for _, x := range []exchange{

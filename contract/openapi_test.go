@@ -19,6 +19,7 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/gin-gonic/gin"
 
+	"tenantry/database"
 	"tenantry/internal/testenv"
 	"tenantry/tenants"
 )
@@ -496,11 +497,7 @@ func exerciseEveryStatus(t *testing.T, c *checker, env *testenv.Env) {
 	// dropped after closing, as a catalog change would drop it: while it
 	// holds the whole catalog, a host it lacks is unknown (404) without
 	// asking, and no reload can fill it again now.
-	sqlDB, err := env.App.DB.DB()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sqlDB.Close(); err != nil {
+	if err := database.Close(env.App.DB); err != nil {
 		t.Fatal(err)
 	}
 	env.App.Resolver.Invalidate()

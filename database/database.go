@@ -1,10 +1,8 @@
-// Package database opens the one connection pool a tenantry process uses.
-// Open is called once, by main (or a test), and the *gorm.DB is passed
-// down explicitly; nothing keeps it in a package variable.
 package database
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +10,8 @@ import (
 	"time"
 
 	"github.com/glebarez/sqlite"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -20,24 +20,60 @@ import (
 	"tenantry/migrations"
 )
 
+// Option adjusts how Open builds the pool.
+type Option func(*options)
+
+type options struct{ route RouteKey }
+
+// RouteBy makes the pool route each statement by key (see Router); without
+// it every statement goes to the first group, with overflow.
+func RouteBy(key RouteKey) Option { return func(o *options) { o.route = key } }
+
 // Open connects to the configured database, checks that it answers, and
 // returns the pool with its dialect. GORM's error translation is on, so a
 // unique violation is gorm.ErrDuplicatedKey on both databases.
-func Open(ctx context.Context, c config.Database, log *slog.Logger) (*gorm.DB, migrations.Dialect, error) {
+//
+// The pool is a Router: on PostgreSQL database.max_open_conns connections
+// split into Config.Groups() groups, each a *sql.DB of its own with a
+// statement cache of Config.StatementCache() per connection; on SQLite one
+// group of one connection.
+func Open(ctx context.Context, c config.Database, log *slog.Logger, opts ...Option) (*gorm.DB, migrations.Dialect, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	var (
-		dialector gorm.Dialector
-		dialect   migrations.Dialect
+		groups  []*sql.DB
+		dialect migrations.Dialect
+		err     error
 	)
 	switch c.Driver {
 	case "postgres":
-		dialector, dialect = postgres.Open(c.DSN), migrations.Postgres
+		dialect = migrations.Postgres
+		groups, err = postgresGroups(c)
 	case "sqlite":
-		dialector, dialect = sqlite.Open(sqliteDSN(c.DSN)), migrations.SQLite
+		dialect = migrations.SQLite
+		groups, err = sqliteGroups(c)
 	default:
 		return nil, "", fmt.Errorf("database.driver %q: want sqlite or postgres", c.Driver)
 	}
+	if err != nil {
+		return nil, "", err
+	}
+	router := NewRouter(groups, o.route)
+	var dialector gorm.Dialector
+	if dialect == migrations.Postgres {
+		dialector = postgres.New(postgres.Config{Conn: router})
+	} else {
+		dialector = &sqlite.Dialector{Conn: router}
+	}
 	db, err := gorm.Open(dialector, &gorm.Config{
 		TranslateError: true,
+		// A single INSERT, UPDATE or DELETE is atomic on its own; GORM's
+		// default BEGIN/COMMIT around it would triple its round trips.
+		// Anything that needs more than one statement opens its own
+		// transaction (Transaction), as the catalog does.
+		SkipDefaultTransaction: true,
 		// Microseconds in UTC: what PostgreSQL keeps, so a value read back
 		// equals the value the API acknowledged.
 		NowFunc: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
@@ -47,32 +83,69 @@ func Open(ctx context.Context, c config.Database, log *slog.Logger) (*gorm.DB, m
 			IgnoreRecordNotFoundError: true,
 			ParameterizedQueries:      true,
 		})},
+		// Open pings below, with a deadline.
+		DisableAutomaticPing: true,
 	})
 	if err != nil {
+		_ = router.Close()
 		return nil, "", fmt.Errorf("open %s: %w", c.Driver, err)
 	}
-	sqlDB, err := db.DB()
-	if err != nil {
-		return nil, "", fmt.Errorf("pool: %w", err)
-	}
-	if dialect == migrations.SQLite {
-		// One writer at a time is SQLite's model; a single connection makes
-		// that explicit and avoids SQLITE_BUSY on read-then-write
-		// transactions. WAL still lets the file be read by other processes.
-		sqlDB.SetMaxOpenConns(1)
-		sqlDB.SetMaxIdleConns(1)
-	} else {
-		sqlDB.SetMaxOpenConns(c.MaxOpenConns)
-		sqlDB.SetMaxIdleConns(c.MaxIdleConns)
-	}
-	sqlDB.SetConnMaxLifetime(c.ConnMaxLifetime)
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if err := sqlDB.PingContext(pingCtx); err != nil {
-		_ = sqlDB.Close()
+	if err := router.PingContext(pingCtx); err != nil {
+		_ = router.Close()
 		return nil, "", fmt.Errorf("connect to %s: %w", c.Driver, err)
 	}
 	return db, dialect, nil
+}
+
+// postgresGroups opens Groups() pools that share max_open_conns and
+// max_idle_conns between them as evenly as whole connections allow.
+func postgresGroups(c config.Database) ([]*sql.DB, error) {
+	pc, err := pgx.ParseConfig(c.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("database.dsn: %w", err)
+	}
+	pc.StatementCacheCapacity = c.StatementCache()
+	if c.PlanCacheMode != "" {
+		// A startup parameter, not a SET: it holds for the connection's
+		// life and says nothing about any tenant.
+		pc.RuntimeParams["plan_cache_mode"] = c.PlanCacheMode
+	}
+	n := c.Groups()
+	groups := make([]*sql.DB, n)
+	for i := range groups {
+		g := stdlib.OpenDB(*pc.Copy())
+		g.SetMaxOpenConns(share(c.MaxOpenConns, n, i))
+		g.SetMaxIdleConns(share(c.MaxIdleConns, n, i))
+		g.SetConnMaxLifetime(c.ConnMaxLifetime)
+		groups[i] = g
+	}
+	return groups, nil
+}
+
+// share is group i's part of total split over n groups.
+func share(total, n, i int) int {
+	s := total / n
+	if i < total%n {
+		s++
+	}
+	return s
+}
+
+// sqliteGroups opens the one connection SQLite is used through. One writer
+// at a time is SQLite's model; a single connection makes that explicit and
+// avoids SQLITE_BUSY on read-then-write transactions. WAL still lets the
+// file be read by other processes.
+func sqliteGroups(c config.Database) ([]*sql.DB, error) {
+	g, err := sql.Open(sqlite.DriverName, sqliteDSN(c.DSN))
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
+	g.SetMaxOpenConns(1)
+	g.SetMaxIdleConns(1)
+	g.SetConnMaxLifetime(c.ConnMaxLifetime)
+	return []*sql.DB{g}, nil
 }
 
 // expectedErrors keeps GORM from logging, as errors, outcomes the
@@ -110,11 +183,20 @@ func sqliteDSN(dsn string) string {
 	return dsn + sep + strings.Join(add, "&")
 }
 
-// Close closes the pool behind db.
+// Pool returns the Router behind db, which Open made.
+func Pool(db *gorm.DB) (*Router, error) {
+	r, ok := db.ConnPool.(*Router)
+	if !ok {
+		return nil, fmt.Errorf("pool: %T is not a database.Router", db.ConnPool)
+	}
+	return r, nil
+}
+
+// Close closes every connection group behind db.
 func Close(db *gorm.DB) error {
-	sqlDB, err := db.DB()
+	r, err := Pool(db)
 	if err != nil {
 		return err
 	}
-	return sqlDB.Close()
+	return r.Close()
 }

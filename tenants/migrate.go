@@ -2,6 +2,7 @@ package tenants
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"runtime"
@@ -178,8 +179,8 @@ func (c *Catalog) jobs(n int) int {
 	if n <= 0 {
 		n = runtime.NumCPU()
 	}
-	if sqlDB, err := c.db.DB(); err == nil {
-		if limit := sqlDB.Stats().MaxOpenConnections; limit > 0 && n > limit {
+	if pool, ok := c.db.ConnPool.(interface{ Stats() sql.DBStats }); ok {
+		if limit := pool.Stats().MaxOpenConnections; limit > 0 && n > limit {
 			n = limit
 		}
 	}

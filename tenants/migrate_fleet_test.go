@@ -61,7 +61,7 @@ func newFleet(t testing.TB, driver string, strategy tenants.Strategy) *fleet {
 // app.Open does; a second call gives a second, independent process view.
 func openScoped(t testing.TB, dbc config.Database, strategy tenants.Strategy) (*gorm.DB, tenants.Layout, *tenants.Scope) {
 	t.Helper()
-	db, dialect, err := database.Open(context.Background(), dbc, testenv.Logger(t))
+	db, dialect, err := database.Open(context.Background(), dbc, testenv.Logger(t), database.RouteBy(tenants.RouteKey))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -84,17 +84,23 @@ func TestScopeRefusesEscapes(t *testing.T) {
 
 func input(name, email string) models.UserInput { return models.UserInput{Name: &name, Email: &email} }
 
-// TestPoolPoisoning alternates tenants on a pool of one and two
-// connections, including after failed statements and rolled-back
+// TestPoolPoisoning alternates tenants on pools of one and two
+// connections, and on pools split into groups of one connection each (so
+// tenants move between connections through their home groups and
+// overflow), including after failed statements and rolled-back
 // transactions: no state left on a connection may leak a request into
 // another tenant.
 func TestPoolPoisoning(t *testing.T) {
+	pools := []struct{ conns, groups int }{{1, 1}, {2, 1}, {2, 2}, {3, 3}}
 	for _, driver := range stackDrivers {
-		for _, conns := range []int{1, 2} {
-			t.Run(fmt.Sprintf("%s/%dconn", driver, conns), func(t *testing.T) {
+		for _, p := range pools {
+			if driver == "sqlite" && p.groups > 1 {
+				continue // SQLite is always one connection
+			}
+			t.Run(fmt.Sprintf("%s/%dconn/%dgroups", driver, p.conns, p.groups), func(t *testing.T) {
 				t.Parallel()
 				names := []string{"alpha", "beta", "gamma"}
-				s := newStack(t, driver, conns, names...)
+				s := newStackGroups(t, driver, p.conns, p.groups, names...)
 				want := map[string]int{}
 				for i := range 60 {
 					name := names[i%len(names)]

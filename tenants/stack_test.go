@@ -29,13 +29,20 @@ var stackDrivers = []string{"sqlite", "postgres", "postgres/prefix"}
 // strategy after a slash, as in "postgres/prefix".
 func newStack(t testing.TB, driver string, maxOpen int, names ...string) *stack {
 	t.Helper()
+	return newStackGroups(t, driver, maxOpen, 0, names...)
+}
+
+// newStackGroups is newStack with the pool split into groups connection
+// groups (0: the automatic number).
+func newStackGroups(t testing.TB, driver string, maxOpen, groups int, names ...string) *stack {
+	t.Helper()
 	ctx := context.Background()
 	driver, strategy, _ := strings.Cut(driver, "/")
 	if strategy == "" {
 		strategy = config.DefaultStrategy(driver)
 	}
 	dbc := testenv.Database(t, driver)
-	dbc.MaxOpenConns, dbc.MaxIdleConns = maxOpen, maxOpen
+	dbc.MaxOpenConns, dbc.MaxIdleConns, dbc.PoolGroups = maxOpen, maxOpen, groups
 	s := openStack(t, dbc, strategy)
 	for _, n := range names {
 		if _, err := s.catalog.Create(ctx, tenants.Spec{Name: n, Hosts: []string{n + ".test"}}); err != nil {

@@ -90,3 +90,15 @@ func FromContext(ctx context.Context) (*Tenant, bool) {
 	t, ok := ctx.Value(ctxKey{}).(*Tenant)
 	return t, ok && t != nil
 }
+
+// RouteKey is the key the database pool routes ctx's statements by (see
+// database.Router): the tenant's schema, which no two tenants share. It
+// only chooses a connection; what a statement may reach is the scope's
+// business, whatever connection runs it.
+func RouteKey(ctx context.Context) (string, bool) {
+	t, ok := FromContext(ctx)
+	if !ok {
+		return "", false
+	}
+	return t.Schema, true
+}

@@ -1,0 +1,63 @@
+// Package database opens the one connection pool a tenantry process uses.
+// Open is called once, by main (or a test), and the *gorm.DB is passed
+// down explicitly; nothing keeps it in a package variable.
+//
+// # Tenant-affine connections
+//
+// The pool GORM sees is a Router: database.max_open_conns connections split
+// into database.pool_groups groups (by default one group per two
+// connections), each a *sql.DB of its own. Every statement and transaction
+// is sent to a group chosen from the tenant in its context
+// (tenants.RouteKey, the tenant's schema): its home group, a hash of the
+// schema modulo the number of groups. So each connection serves a bounded
+// share of the tenants, about tenants ÷ groups of them, instead of every
+// tenant.
+//
+// Why: tenant statements name the tenant's schema ("t42"."users"), so their
+// text differs per tenant. A connection that serves every tenant must
+// prepare and plan each statement once per tenant and open every tenant's
+// relations in its backend; with more tenants than its statement cache
+// (pgx keeps database.statement_cache_capacity prepared statements per
+// connection) nearly every statement is a new one. Measured before this
+// router, at 10,000 tenants the service ran at 0.22× the plain
+// single-tenant app, PostgreSQL spending its time parsing, planning and
+// opening relations (docs/BENCHMARKS.md). With a bounded share per
+// connection, a warm connection finds its tenants' statements prepared and
+// their relations open, as a single-tenant app does.
+//
+// # Guarantee
+//
+// Routing chooses which connection runs a statement, never what the
+// statement may reach. Nothing is SET on a connection for a tenant; the
+// scope callbacks (tenants.NewScope) qualify or refuse every statement the
+// same way whatever connection runs it; connection settings (statement
+// cache size, plan_cache_mode) are the same for every connection and carry
+// no tenant. A tenant therefore stays isolated when its statements run on
+// another tenant's home connection, which overflow does all the time
+// (TestPoolPoisoning runs tenants on groups of one connection).
+//
+// # Trade-offs
+//
+//   - Hot tenant: a tenant is not capped by its home group. When the home
+//     group has no idle connection and no room to open one, the statement
+//     overflows to the next group in a fixed order that has room, so one
+//     tenant taking all the load still uses the whole pool; only when every
+//     group is busy does it wait, in its home group. Overflowed statements
+//     are prepared on the neighbour's connection too (the neighbours are the
+//     same few groups each time, so they stay prepared there).
+//   - Warm-up: a connection prepares each of its tenants' statements once,
+//     on first use; until then a request pays a prepare round trip and a
+//     plan. With thousands of tenants per connection, that is the first
+//     minute or so after start (figures in docs/BENCHMARKS.md).
+//   - Memory: each PostgreSQL backend keeps the prepared statements and
+//     relation cache entries of the tenants it has served, so its memory
+//     grows with its share of tenants (and, through overflow, a little
+//     beyond). database.conn_max_lifetime (30 minutes) recycles connections
+//     and so bounds that growth; the statement cache bounds the prepared
+//     statements. More groups means smaller shares and less memory per
+//     backend but more overflow; fewer groups the opposite. One group
+//     (pool_groups: 1) is the old behaviour: every connection serves every
+//     tenant.
+//   - SQLite is always one connection, one group: routing changes nothing
+//     there.
+package database

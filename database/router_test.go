@@ -1,0 +1,223 @@
+package database_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"tenantry/config"
+	"tenantry/database"
+	"tenantry/internal/testenv"
+)
+
+type keyCtx struct{}
+
+// byKey routes by a plain string in the context, standing in for the
+// tenant so that the router is tested on its own.
+func byKey(ctx context.Context) (string, bool) {
+	k, ok := ctx.Value(keyCtx{}).(string)
+	return k, ok
+}
+
+func withKey(k string) context.Context { return context.WithValue(context.Background(), keyCtx{}, k) }
+
+// openRouter opens a fresh PostgreSQL database with conns connections in
+// groups groups, routed by byKey.
+func openRouter(t *testing.T, conns, groups int, adjust ...func(*config.Database)) *database.Router {
+	t.Helper()
+	dbc := testenv.Postgres(t)
+	dbc.MaxOpenConns, dbc.MaxIdleConns, dbc.PoolGroups = conns, conns, groups
+	for _, a := range adjust {
+		a(&dbc)
+	}
+	db, _, err := database.Open(context.Background(), dbc, testenv.Logger(t), database.RouteBy(byKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = database.Close(db) })
+	r, err := database.Pool(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func backendPID(ctx context.Context, t *testing.T, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}) int {
+	t.Helper()
+	var pid int
+	if err := q.QueryRowContext(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	return pid
+}
+
+// keysInGroups returns one key per group, found by trying names.
+func keysInGroups(t *testing.T, r *database.Router) []string {
+	t.Helper()
+	keys := make([]string, r.Groups())
+	found := 0
+	for i := 0; found < len(keys) && i < 10000; i++ {
+		k := fmt.Sprintf("t%d", i)
+		if g := r.Group(withKey(k)); keys[g] == "" {
+			keys[g] = k
+			found++
+		}
+	}
+	if found < len(keys) {
+		t.Fatalf("found keys for %d of %d groups", found, len(keys))
+	}
+	return keys
+}
+
+func TestOpenSplitsThePool(t *testing.T) {
+	for _, tc := range []struct{ conns, groups, wantGroups int }{
+		{16, 0, 8}, // automatic: two connections per group
+		{1, 0, 1},
+		{3, 0, 1},
+		{5, 2, 2},
+		{4, 4, 4},
+		{4, 1, 1},
+	} {
+		t.Run(fmt.Sprintf("%dconns/%dgroups", tc.conns, tc.groups), func(t *testing.T) {
+			r := openRouter(t, tc.conns, tc.groups)
+			if got := r.Groups(); got != tc.wantGroups {
+				t.Errorf("groups = %d, want %d", got, tc.wantGroups)
+			}
+			if got := r.Stats().MaxOpenConnections; got != tc.conns {
+				t.Errorf("max open over all groups = %d, want %d", got, tc.conns)
+			}
+			for i, s := range r.GroupStats() {
+				if s.MaxOpenConnections < 1 {
+					t.Errorf("group %d has %d connections", i, s.MaxOpenConnections)
+				}
+			}
+		})
+	}
+}
+
+// A key's statements run on its home group's connection every time, and
+// two keys with different home groups run on different connections.
+func TestRouterHomeGroup(t *testing.T) {
+	r := openRouter(t, 4, 4)
+	keys := keysInGroups(t, r)
+	pids := map[int]string{}
+	for _, k := range keys {
+		first := backendPID(withKey(k), t, r)
+		for range 5 {
+			if got := backendPID(withKey(k), t, r); got != first {
+				t.Fatalf("key %s ran on backend %d, then %d: not affine", k, first, got)
+			}
+		}
+		if other, ok := pids[first]; ok {
+			t.Fatalf("keys %s and %s share backend %d though their groups differ", other, k, first)
+		}
+		pids[first] = k
+	}
+	// Transactions follow the same rule.
+	tx, err := r.BeginTx(withKey(keys[0]), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if got := backendPID(context.Background(), t, tx); pids[got] != keys[0] {
+		t.Errorf("transaction for %s ran on backend %d of %q", keys[0], got, pids[got])
+	}
+}
+
+// When a key's home group is busy, its statements overflow to another
+// group instead of waiting; only when every group is busy do they wait.
+func TestRouterOverflow(t *testing.T) {
+	r := openRouter(t, 2, 2)
+	key := keysInGroups(t, r)[0]
+	ctx := withKey(key)
+	home := backendPID(ctx, t, r)
+
+	held, err := r.BeginTx(ctx, nil) // takes the home group's only connection
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := backendPID(ctx, t, held); got != home {
+		t.Fatalf("first transaction on backend %d, want home %d", got, home)
+	}
+	quick, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	over := backendPID(quick, t, r)
+	if over == home {
+		t.Fatalf("overflow ran on the busy home backend %d", over)
+	}
+
+	held2, err := r.BeginTx(ctx, nil) // and now the other group's
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, cancel2 := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel2()
+	var pid int
+	err = r.QueryRowContext(short, "SELECT pg_backend_pid()").Scan(&pid)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("with every connection busy: err = %v (pid %d), want a wait that ends at the deadline", err, pid)
+	}
+	_ = held2.Rollback()
+	_ = held.Rollback()
+	if got := backendPID(ctx, t, r); got != home {
+		t.Errorf("after the home group freed up: backend %d, want home %d", got, home)
+	}
+}
+
+// Statements without a key (the catalog, migrations) are routed too.
+func TestRouterWithoutKey(t *testing.T) {
+	r := openRouter(t, 4, 2)
+	if err := r.PingContext(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	a, b := backendPID(context.Background(), t, r), backendPID(context.Background(), t, r)
+	if a != b {
+		t.Errorf("keyless statements ran on %d then %d with nothing busy: want one home", a, b)
+	}
+}
+
+// Every connection gets the configured statement cache and plan cache
+// mode, and both are connection settings, not tenant state.
+func TestOpenConnectionSettings(t *testing.T) {
+	r := openRouter(t, 2, 2, func(d *config.Database) {
+		d.StatementCacheCapacity = 777
+		d.PlanCacheMode = "force_generic_plan"
+	})
+	for _, k := range keysInGroups(t, r) {
+		var mode string
+		if err := r.QueryRowContext(withKey(k), "SHOW plan_cache_mode").Scan(&mode); err != nil {
+			t.Fatal(err)
+		}
+		if mode != "force_generic_plan" {
+			t.Errorf("group of %s: plan_cache_mode = %q", k, mode)
+		}
+	}
+	db := openRouterSQL(t, r, withKey("x"))
+	conn, err := db.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	err = conn.Raw(func(dc any) error {
+		if got := dc.(*stdlib.Conn).Conn().Config().StatementCacheCapacity; got != 777 {
+			return fmt.Errorf("statement cache capacity = %d, want 777", got)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Error(err)
+	}
+}
+
+// openRouterSQL returns the pool of ctx's home group.
+func openRouterSQL(t *testing.T, r *database.Router, ctx context.Context) *sql.DB {
+	t.Helper()
+	return r.GroupDB(r.Group(ctx))
+}
