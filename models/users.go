@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 )
 
 // UserPage is one page of a tenant's users, ordered by id.
@@ -23,19 +24,41 @@ const (
 )
 
 // ListUsers returns users ordered by id, with the total count.
+//
+// It is one statement: the page comes back with the tenant's user count
+// beside every row (count(*) OVER (), which is computed before LIMIT and
+// OFFSET apply). An empty page carries no row to read the count from, so
+// then, and only then, a second statement counts: Total is the tenant's
+// user count whatever the offset.
 func ListUsers(ctx context.Context, db *gorm.DB, limit, offset int) (UserPage, error) {
 	page := UserPage{Users: []User{}, Limit: limit, Offset: offset}
-	total, err := CountUsers(ctx, db)
+	var rows []userRow
+	err := db.WithContext(ctx).Model(&User{}).Select("*, count(*) OVER () AS total").
+		Order("id").Limit(limit).Offset(offset).Find(&rows).Error
 	if err != nil {
-		return page, err
+		return page, fmt.Errorf("list users: %w", err)
 	}
-	page.Total = total
-	if page.Total > int64(offset) {
-		if err := db.WithContext(ctx).Order("id").Limit(limit).Offset(offset).Find(&page.Users).Error; err != nil {
-			return page, fmt.Errorf("list users: %w", err)
+	if len(rows) == 0 {
+		total, err := CountUsers(ctx, db)
+		if err != nil {
+			return page, err
 		}
+		page.Total = total
+		return page, nil
 	}
+	page.Users = make([]User, len(rows))
+	for i, r := range rows {
+		page.Users[i] = r.User
+	}
+	page.Total = rows[0].Total
 	return page, nil
+}
+
+// userRow is one row of ListUsers' statement: a user and the count of all
+// the tenant's users.
+type userRow struct {
+	User
+	Total int64
 }
 
 // CountUsers returns how many users db's tenant has.
@@ -76,24 +99,33 @@ func CreateUser(ctx context.Context, db *gorm.DB, in UserInput) (User, error) {
 
 // UpdateUser changes the user with id. With partial unset, in must hold
 // every field (a replace); with partial set, only the given fields change.
+// Either way updated_at is stamped, even when no field is given, and the
+// user is returned as stored.
+//
+// It is one statement, UPDATE ... RETURNING *: no row means no such user,
+// and the row that comes back carries what the update did not set
+// (created_at) straight from the database.
 func UpdateUser(ctx context.Context, db *gorm.DB, id uint64, in UserInput, partial bool) (User, error) {
 	in = in.Normalized()
 	if err := in.Validate(partial); err != nil {
 		return User{}, err
 	}
-	var u User
-	err := db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := tx.Where("id = ?", id).Take(&u).Error; err != nil {
-			return err
-		}
-		in.Apply(&u)
-		return tx.Select("name", "email", "updated_at").Save(&u).Error
-	})
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return User{}, fmt.Errorf("update user %d: %w", id, ErrNotFound)
+	// A map sets exactly its keys; GORM adds updated_at, from its NowFunc,
+	// to the SET.
+	set := map[string]any{}
+	if in.Name != nil {
+		set["name"] = *in.Name
 	}
-	if err != nil {
-		return User{}, fmt.Errorf("update user %d: %w", id, translate(err))
+	if in.Email != nil {
+		set["email"] = *in.Email
+	}
+	var u User
+	res := db.WithContext(ctx).Model(&u).Clauses(clause.Returning{}).Where("id = ?", id).Updates(set)
+	if res.Error != nil {
+		return User{}, fmt.Errorf("update user %d: %w", id, translate(res.Error))
+	}
+	if res.RowsAffected == 0 {
+		return User{}, fmt.Errorf("update user %d: %w", id, ErrNotFound)
 	}
 	return u, nil
 }
