@@ -40,6 +40,7 @@
 //	POST   /admin/migrate                     202 run status, Location; optional body {"tenant","jobs"}
 //	GET    /admin/migrate                     200 run status
 //	GET    /admin/openapi.yaml                200 this API's OpenAPI document (openapi-admin.yaml)
+//	GET    /debug/pprof/...                   the Go runtime's profiles (see Profiling)
 //
 // A tenant is {"name","schema","status","schema_version","hosts",
 // "created_at","updated_at"}. DELETE keeps the tenant's data under an
@@ -67,6 +68,20 @@
 // status or unknown field (with "errors":[{"field","message"}]). Bad
 // input is never a 500; a 500 logs its cause and shows none of it.
 // Migration failures list each failed tenant's error for the operator.
+//
+// # Profiling
+//
+// net/http/pprof answers under /debug/pprof/ on this listener only, behind
+// the token and its throttle like every route: the index, cmdline, profile
+// (CPU, ?seconds=, 30 by default), symbol, trace and the named profiles
+// allocs, block, goroutine, heap, mutex and threadcreate. For example:
+//
+//	curl -H "Authorization: Bearer $TOKEN" -o cpu.pprof 'http://127.0.0.1:9000/debug/pprof/profile?seconds=30'
+//	go tool pprof -http=: cpu.pprof
+//
+// These are the Go runtime's answers, not operations of this API: their
+// errors are pprof's plain text rather than problems, and
+// openapi-admin.yaml does not list them (see Server.Routes).
 //
 // # Effect on serving
 //

@@ -23,11 +23,27 @@ func (s *Server) routes(e *gin.Engine) {
 		e.GET("/admin/openapi.yaml", s.handleOpenAPI)
 	}
 
+	// The Go runtime's profiles, behind the token as everything here.
+	s.pprofRoutes(e)
+
 	e.NoRoute(func(c *gin.Context) { s.respondError(c, errNoRoute) })
 	e.NoMethod(func(c *gin.Context) { s.respondError(c, errNoMethod) })
 }
 
-// Routes lists every route the server answers, as method and gin path
+// Routes lists every route of the admin API, as method and gin path
 // (/admin/tenants/:name), so that tests can hold them against the API's
-// OpenAPI description.
-func (s *Server) Routes() gin.RoutesInfo { return s.engine.Routes() }
+// OpenAPI description (openapi-admin.yaml). It leaves out the profiling
+// routes under /debug/pprof/ (pprof.go), and only those: they are
+// net/http/pprof's, whose answers the Go project defines (profiles in its
+// own formats, an HTML index), not operations of this API, and the
+// document does not describe them. They sit behind the same token all
+// the same (TestPprof).
+func (s *Server) Routes() gin.RoutesInfo {
+	var api gin.RoutesInfo
+	for _, r := range s.engine.Routes() {
+		if !isPprofRoute(r) {
+			api = append(api, r)
+		}
+	}
+	return api
+}

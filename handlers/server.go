@@ -68,17 +68,24 @@ func (s *Server) recover(c *gin.Context) {
 	c.Next()
 }
 
+// accessLog records every request at debug level. The record is built
+// only when debug is enabled: its attributes cost allocations on every
+// request, and in production the level is info.
 func (s *Server) accessLog(c *gin.Context) {
 	start := time.Now()
 	c.Next()
-	attrs := []any{
-		"method", c.Request.Method, "path", c.Request.URL.Path, "host", c.Request.Host,
-		"status", c.Writer.Status(), "duration_ms", time.Since(start).Milliseconds(),
+	ctx := c.Request.Context()
+	if !s.Log.Enabled(ctx, slog.LevelDebug) {
+		return
 	}
-	if t, ok := tenants.FromContext(c.Request.Context()); ok {
-		attrs = append(attrs, "tenant", t.Name)
+	attrs := []slog.Attr{
+		slog.String("method", c.Request.Method), slog.String("path", c.Request.URL.Path), slog.String("host", c.Request.Host),
+		slog.Int("status", c.Writer.Status()), slog.Int64("duration_ms", time.Since(start).Milliseconds()),
 	}
-	s.Log.DebugContext(c.Request.Context(), "request", attrs...)
+	if t, ok := tenants.FromContext(ctx); ok {
+		attrs = append(attrs, slog.String("tenant", t.Name))
+	}
+	s.Log.LogAttrs(ctx, slog.LevelDebug, "request", attrs...)
 }
 
 // limitBody refuses bodies over MaxBody: at once when Content-Length says
@@ -93,7 +100,12 @@ func (s *Server) limitBody(c *gin.Context) {
 		c.Abort()
 		return
 	}
-	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.MaxBody)
+	// net/http gives a request without a body (every GET) http.NoBody,
+	// which reads nothing: it needs no limit, and the reader would be an
+	// allocation on every read request.
+	if c.Request.Body != http.NoBody {
+		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.MaxBody)
+	}
 	c.Next()
 }
 

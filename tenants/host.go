@@ -17,7 +17,13 @@ func NormalizeHost(raw string, https bool) (string, error) {
 	if raw == "" || len(raw) > 300 {
 		return "", fmt.Errorf("%w: %q", ErrMalformedHost, raw)
 	}
-	host, port, err := splitHostPort(strings.ToLower(raw))
+	// This runs on every request. ToLower returns raw itself when it has
+	// no upper-case letter, and the steps below slice it rather than build
+	// a new string unless they change it, so a host name already in
+	// canonical form, which is what clients send, costs no allocation
+	// (TestResolveHitAllocatesNothing).
+	lower := strings.ToLower(raw)
+	host, port, err := splitHostPort(lower)
 	if err != nil {
 		return "", fmt.Errorf("%w: %q: %v", ErrMalformedHost, raw, err)
 	}
@@ -35,6 +41,10 @@ func NormalizeHost(raw string, https bool) (string, error) {
 	}
 	if port == "" || (port == "80" && !https) || (port == "443" && https) {
 		return host, nil
+	}
+	if len(lower) == len(host)+1+len(port) && lower[:len(host)] == host && lower[len(host)+1:] == port {
+		// lower is host:port already: nothing was trimmed or rewritten.
+		return lower, nil
 	}
 	return host + ":" + port, nil
 }
@@ -75,6 +85,10 @@ func checkPort(p string) (string, error) {
 	if err != nil || n < 1 || n > 65535 || p[0] == '+' || p[0] == '-' {
 		return "", fmt.Errorf("bad port")
 	}
+	if p[0] != '0' {
+		// Digits only, no sign, no leading zero: p is n's canonical form.
+		return p, nil
+	}
 	return strconv.Itoa(n), nil
 }
 
@@ -85,7 +99,9 @@ func validHostname(h string) bool {
 	if h == "" || len(h) > 253 {
 		return false
 	}
-	for _, label := range strings.Split(h, ".") {
+	// Label by label, without strings.Split: this runs on every request.
+	for rest := h; ; {
+		label, after, more := strings.Cut(rest, ".")
 		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
 			return false
 		}
@@ -95,6 +111,9 @@ func validHostname(h string) bool {
 				return false
 			}
 		}
+		if !more {
+			return true
+		}
+		rest = after
 	}
-	return true
 }
