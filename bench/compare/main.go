@@ -1,88 +1,175 @@
-// Command compare measures tenantry's request throughput against the plain
-// single-tenant Gin+GORM app (/work/shared/bench/baseline), in one sitting on
-// the local PostgreSQL, with bench/load as the load generator.
-//
-// It creates two scratch databases, builds and starts the baseline
-// (127.0.0.1:8081) seeded with -users users, provisions -tenants tenants
-// through tenants.Catalog (hosts tN.bench:8082, -users users each, seeded
-// with SQL) and starts `tenantry serve` on 127.0.0.1:8082 with a generated
-// config. Both use a pool of -pool connections. It then runs each mix
-// -rounds times per app, alternating the apps (B,T then T,B, ...), all read
-// rounds before the POST rounds (so the reads see only the seeded rows), and
-// prints a markdown table of the medians with tenantry/baseline ratios. The
-// scratch databases are dropped at the end unless -keep.
+// Command compare measures tenantry against the plain single-tenant Gin+GORM
+// app (/work/shared/bench/baseline) in one sitting on the local PostgreSQL,
+// with bench/load as the load generator: throughput and latency per tenant
+// count, the first minute after start, start-up time, memory, and latency
+// while tenants are being created. It prints the figures as markdown, with
+// the date, the machine and the method, ready for docs/BENCHMARKS.md, on
+// stdout and (with -out) in a file, section by section as they are measured.
 //
 //	go run ./bench/compare -tenants 100
+//	go run ./bench/compare -tenants 1,100,1000,10000 -out sitting.md
+//
+// Set-up: it builds tenantry, bench/load and the baseline, creates two
+// scratch databases, starts the baseline once (127.0.0.1:8081, -users users
+// seeded with SQL) and, unless -cold is 0, measures the baseline's own cold
+// start once, right away, for comparison with tenantry's.
+//
+// The sweep: the counts of -tenants run in ascending order. Tenants are
+// provisioned incrementally: a count adds t(previous)..tN-1 through
+// tenants.Catalog (hosts tN.bench:8082, -users users each, seeded with SQL),
+// so 10,000 tenants are provisioned once in the whole sitting. For each count
+// a fresh `tenantry serve` is started (a new process has a cold resolver,
+// pool, statement cache and PostgreSQL backends; PostgreSQL's shared buffers
+// and the OS page cache keep what earlier counts and provisioning left, so
+// "cold" means a cold process, not a cold database) on 127.0.0.1:8082, with
+// its admin API on 127.0.0.1:9082 behind a random token. Then, in order:
+//
+//  1. Start-up time: from the exec of `tenantry serve` to its first 200
+//     answer to GET /api/users?limit=1 for t0, polled every 10 ms.
+//  2. Cold start: the read mix right away, with no warm-up, in consecutive
+//     10 s slices (one bench/load process each, -warmup 0) for -cold.
+//  3. Rounds: each mix -rounds times per app, alternating the apps (B,T
+//     then T,B, ...), all read rounds before the POST rounds; medians. With
+//     -pprof-out, tenantry's second read round (the first when -rounds is 1)
+//     also fetches a CPU profile of its measured window from the admin
+//     listener (/debug/pprof/profile, 10 s or the run's length if shorter);
+//     a missing profiler (404) is logged and skipped. The profiler's own cost
+//     (small) is in that one run.
+//  4. Provisioning under load, at the count -provision-at only, between the
+//     read and the POST rounds: one read run as in the rounds, then one while
+//     tenants liveN-0, liveN-1, ... are created through POST /admin/tenants,
+//     one a second during its measured window. Their hosts are not in the
+//     load's host list. They are removed (data dropped) afterwards, so every
+//     count's catalog holds exactly its N tenants.
+//  5. Memory after the runs: tenantry's VmRSS and VmHWM, and the private
+//     memory (Private_Clean + Private_Dirty from /proc/PID/smaps_rollup) of
+//     every PostgreSQL client backend connected to its database; the same
+//     for the baseline, whose process runs the whole sitting (its VmHWM is
+//     the sitting's peak so far). bench/load lets the requests in flight at
+//     the end of a run finish instead of cancelling them, so the pools keep
+//     their connections between runs.
+//
+// Rows written by POST rounds: the read mix lists 50 users with a count(*)
+// and fetches ids 1..-users, and the baseline lists newest first, so rows
+// POSTed by one count (a few hundred thousand in the baseline and spread
+// over the tenants) would change what the next count's reads cost. Before
+// each later count, with tenantry stopped, compare therefore truncates
+// (RESTART IDENTITY) and re-seeds the users table of the baseline and of
+// every tenant a POST round wrote to, so every count's reads see exactly
+// -users seeded users, as the first count's did. Within a count the POST
+// rounds come last for the same reason.
+//
+// The scratch databases are dropped at the end unless -keep.
 package main
 
 import (
-	"bytes"
 	"context"
+	"crypto/rand"
 	"database/sql"
-	"encoding/json"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"log/slog"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver for set-up and seeding
 
-	service "tenantry/app"
 	"tenantry/bench/internal/benchdb"
-	"tenantry/config"
-	"tenantry/migrations"
-	"tenantry/tenants"
+)
+
+// Addresses of the two apps; all loopback.
+const (
+	baselineURL = "http://127.0.0.1:8081"
+	tenantryURL = "http://127.0.0.1:8082"
+	adminListen = "127.0.0.1:9082"
 )
 
 type options struct {
 	dsn          string
 	baselineSrc  string
-	tenants      int
+	counts       []int // ascending, distinct
 	users        int
 	pool         int
+	poolGroups   int
+	stmtCache    int
 	conns        int
 	rounds       int
 	duration     time.Duration
 	warmup       time.Duration
+	cold         time.Duration
 	mixes        []string
 	provisioners int
+	provisionAt  int // 0: no provisioning-under-load runs
+	pprofOut     string
+	out          string
 	keep         bool
 }
 
 func main() {
 	var o options
-	var mixes string
+	var counts, mixes string
 	flag.StringVar(&o.dsn, "dsn", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", "PostgreSQL server to create the scratch databases on")
 	flag.StringVar(&o.baselineSrc, "baseline", "/work/shared/bench/baseline", "source directory of the plain single-tenant app")
-	flag.IntVar(&o.tenants, "tenants", 100, "tenants to provision and spread the load over")
+	flag.StringVar(&counts, "tenants", "100", "tenant counts to measure, comma-separated (run in ascending order), e.g. 1,100,1000,10000")
 	flag.IntVar(&o.users, "users", 100, "users seeded per tenant (and in the baseline)")
 	flag.IntVar(&o.pool, "pool", 32, "database pool size of both apps (max open = max idle)")
+	flag.IntVar(&o.poolGroups, "pool-groups", 0, "tenantry's database.pool_groups (0: not written, the service's default)")
+	flag.IntVar(&o.stmtCache, "stmt-cache", 0, "tenantry's database.statement_cache_capacity (0: not written, the service's default)")
 	flag.IntVar(&o.conns, "conns", 32, "keep-alive connections of the load generator")
 	flag.IntVar(&o.rounds, "rounds", 3, "runs per app and mix")
 	flag.DurationVar(&o.duration, "duration", 20*time.Second, "measured time of each run")
 	flag.DurationVar(&o.warmup, "warmup", 5*time.Second, "warm-up before each run")
+	flag.DurationVar(&o.cold, "cold", 60*time.Second, "read mix measured in 10 s slices right after each start, without warm-up (0: none)")
 	flag.StringVar(&mixes, "mixes", "read,post", "mixes to run, in order")
 	flag.IntVar(&o.provisioners, "provision-jobs", 4, "tenants created at a time")
+	flag.IntVar(&o.provisionAt, "provision-at", 1000, "tenant count at which to measure reads while tenants are created at 1/s (0: never; the default only applies when the count is in -tenants)")
+	flag.StringVar(&o.pprofOut, "pprof-out", "", "directory for tenantry CPU profiles, one per count (empty: none)")
+	flag.StringVar(&o.out, "out", "", "also write the markdown report to this file")
 	flag.BoolVar(&o.keep, "keep", false, "keep the scratch databases")
 	flag.Parse()
-	o.mixes = strings.Split(mixes, ",")
+
+	err := func() error {
+		var err error
+		if o.counts, err = parseCounts(counts); err != nil {
+			return err
+		}
+		o.mixes = strings.Split(mixes, ",")
+		for _, m := range o.mixes {
+			if m != "read" && m != "post" {
+				return fmt.Errorf("-mixes: %q is not a mix (read, post)", m)
+			}
+		}
+		if o.rounds < 1 || o.duration <= 0 || o.warmup < 0 || o.cold < 0 {
+			return errors.New("-rounds must be 1 or more, -duration positive, -warmup and -cold not negative")
+		}
+		if o.poolGroups < 0 || o.stmtCache < 0 {
+			return errors.New("-pool-groups and -stmt-cache must not be negative")
+		}
+		if o.provisionAt != 0 && !slices.Contains(o.counts, o.provisionAt) {
+			explicit := false
+			flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "provision-at" })
+			if explicit {
+				return fmt.Errorf("-provision-at %d is not one of -tenants %s", o.provisionAt, counts)
+			}
+			o.provisionAt = 0
+		}
+		return checkConfigKeys(o)
+	}()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench/compare:", err)
+		os.Exit(2)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, o)
+	err = run(ctx, o)
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench/compare:", err)
@@ -90,16 +177,55 @@ func main() {
 	}
 }
 
+// parseCounts reads -tenants: one count or a comma-separated list.
+func parseCounts(s string) ([]int, error) {
+	var counts []int
+	for f := range strings.SplitSeq(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("-tenants %q: want positive counts, comma-separated", s)
+		}
+		counts = append(counts, n)
+	}
+	slices.Sort(counts)
+	return slices.Compact(counts), nil
+}
+
 func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, time.Now().UTC().Format("15:04:05 ")+format+"\n", args...)
 }
 
+// sitting is what every count of the sweep shares.
+type sitting struct {
+	o       options
+	work    string
+	bins    map[string]string // tenantry, load, baseline
+	pg      *sql.DB           // the server's maintenance database, for statistics and pg_stat_activity
+	tenDB   benchdb.DB
+	base    app
+	api     adminAPI
+	schemas []string // schemas[i] is tenant ti's schema, for every tenant provisioned so far
+}
+
 func run(ctx context.Context, o options) error {
+	if err := requireFree(strings.TrimPrefix(baselineURL, "http://"), strings.TrimPrefix(tenantryURL, "http://"), adminListen); err != nil {
+		return err
+	}
+	rep, err := newReport(o.out)
+	if err != nil {
+		return err
+	}
+	defer rep.close()
 	work, err := os.MkdirTemp("", "tenantry-compare-")
 	if err != nil {
 		return err
 	}
 	logf("work directory %s (binaries, config, logs)", work)
+	if o.pprofOut != "" {
+		if err := os.MkdirAll(o.pprofOut, 0o755); err != nil {
+			return err
+		}
+	}
 
 	// Build the three programs.
 	root, err := moduleRoot()
@@ -120,13 +246,13 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 
-	admin, err := sql.Open("pgx", o.dsn)
+	pg, err := sql.Open("pgx", o.dsn)
 	if err != nil {
 		return err
 	}
-	defer admin.Close()
-	var pgVersion string
-	if err := admin.QueryRowContext(ctx, "SHOW server_version").Scan(&pgVersion); err != nil {
+	defer pg.Close()
+	info, err := describe(ctx, pg, o)
+	if err != nil {
 		return err
 	}
 	baseDB, err := benchdb.Scratch(ctx, o.dsn, "bench_baseline_", o.keep)
@@ -139,370 +265,68 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	defer tenDB.Drop()
-	baseDSN, tenDSN := baseDB.DSN, tenDB.DSN
+	token := make([]byte, 24)
+	_, _ = rand.Read(token)
+	s := &sitting{o: o, work: work, bins: bins, pg: pg, tenDB: tenDB,
+		api: newAdminAPI("http://"+adminListen, hex.EncodeToString(token))}
 
-	// Baseline: start it (it creates its table), then seed it.
+	// Baseline: start it (it creates its table), seed it, then its cold start.
 	pool := strconv.Itoa(o.pool)
-	base, err := start(work, "baseline", bins["baseline"], "-addr", "127.0.0.1:8081", "-dsn", baseDSN, "-max-open", pool, "-max-idle", pool)
+	if err := requireFree(strings.TrimPrefix(baselineURL, "http://")); err != nil {
+		return err
+	}
+	base, err := start(work, "baseline", bins["baseline"], "-addr", strings.TrimPrefix(baselineURL, "http://"), "-dsn", baseDB.DSN, "-max-open", pool, "-max-idle", pool)
 	if err != nil {
 		return err
 	}
 	defer base.stop()
-	if err := waitReady(ctx, "http://127.0.0.1:8081/api/users?limit=1", "", base); err != nil {
+	if info.baselineStartup, err = waitReady(ctx, baselineURL+"/api/users?limit=1", "", base); err != nil {
 		return err
 	}
-	if err := seed(ctx, baseDSN, `"users"`, o.users); err != nil {
+	if err := seed(ctx, baseDB.DSN, `"users"`, o.users); err != nil {
 		return err
 	}
-
-	// tenantry: provision through the Catalog, seed with SQL, then serve.
-	t0 := time.Now()
-	if err := provision(ctx, o, tenDSN); err != nil {
-		return err
-	}
-	logf("provisioned and seeded %d tenants in %s", o.tenants, time.Since(t0).Round(time.Second))
-	cfg := filepath.Join(work, "config.yaml")
-	if err := os.WriteFile(cfg, []byte(configYAML(tenDSN, o.pool)), 0o600); err != nil {
-		return err
-	}
-	ten, err := start(work, "tenantry", bins["tenantry"], "serve", "--config", cfg)
-	if err != nil {
-		return err
-	}
-	defer ten.stop()
-	if err := waitReady(ctx, "http://127.0.0.1:8082/api/users?limit=1", host(0), ten); err != nil {
-		return err
-	}
-	hostsFile := filepath.Join(work, "hosts.txt")
-	var hb strings.Builder
-	for i := range o.tenants {
-		hb.WriteString(host(i) + "\n")
-	}
-	if err := os.WriteFile(hostsFile, []byte(hb.String()), 0o600); err != nil {
-		return err
-	}
-
-	apps := []app{
-		{name: "baseline", url: "http://127.0.0.1:8081", db: baseDB.Name, proc: base},
-		{name: "tenantry", url: "http://127.0.0.1:8082", db: tenDB.Name, hosts: hostsFile, proc: ten},
-	}
-	load1, _ := os.ReadFile("/proc/loadavg")
-	logf("machine: %d CPUs (%s), %s, PostgreSQL %s; load average before: %s", runtime.NumCPU(), benchdb.CPUModel(), runtime.Version(), pgVersion, strings.TrimSpace(string(load1)))
-
-	results := map[string]map[string][]result{} // mix → app → runs
-	for _, mix := range o.mixes {
-		results[mix] = map[string][]result{}
-		for r := range o.rounds {
-			order := []app{apps[0], apps[1]}
-			if r%2 == 1 {
-				order[0], order[1] = order[1], order[0]
-			}
-			for _, a := range order {
-				res, err := measure(ctx, o, bins["load"], a, mix, admin)
-				if err != nil {
-					return err
-				}
-				logf("%s %s round %d: %.0f req/s, p50 %.1f ms, p99 %.1f ms, max %.1f ms, errors %d, status %v, app CPU %.0f µs/req, ~%.2f db commits/req (approximate: statistics flush late)",
-					mix, a.name, r+1, res.RPS, res.P50Ms, res.P99Ms, res.MaxMs, res.Errors, res.Status, res.appCPUus, res.commitsPerReq)
-				results[mix][a.name] = append(results[mix][a.name], res)
-			}
-		}
-	}
-	load2, _ := os.ReadFile("/proc/loadavg")
-	logf("load average after: %s", strings.TrimSpace(string(load2)))
-
-	fmt.Printf("\n%d tenants (tenantry), %d users each; %d connections, %s after %s warm-up, median of %d alternating runs; pool %d; %d CPUs (%s), PostgreSQL %s\n\n",
-		o.tenants, o.users, o.conns, o.duration, o.warmup, o.rounds, o.pool, runtime.NumCPU(), benchdb.CPUModel(), pgVersion)
-	fmt.Println("| mix | baseline req/s | tenantry req/s | ratio | baseline p50 / p99 | tenantry p50 / p99 | p99 ratio | errors (b / t) | app CPU µs/req (b / t) |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|")
-	for _, mix := range o.mixes {
-		b, t := summarize(results[mix]["baseline"]), summarize(results[mix]["tenantry"])
-		fmt.Printf("| %s | %.0f | %.0f | %.2f× | %.1f / %.1f ms | %.1f / %.1f ms | %.2f× | %d / %d | %.0f / %.0f |\n",
-			mix, b.RPS, t.RPS, t.RPS/b.RPS, b.P50Ms, b.P99Ms, t.P50Ms, t.P99Ms, t.P99Ms/b.P99Ms, b.Errors, t.Errors, b.appCPUus, t.appCPUus)
-	}
-	fmt.Println()
-	fmt.Println("every run (req/s, p99 ms):")
-	for _, mix := range o.mixes {
-		for _, name := range []string{"baseline", "tenantry"} {
-			var parts []string
-			for _, r := range results[mix][name] {
-				parts = append(parts, fmt.Sprintf("%.0f/%.1f", r.RPS, r.P99Ms))
-			}
-			fmt.Printf("  %s %s: %s\n", mix, name, strings.Join(parts, ", "))
-		}
-	}
-	return nil
-}
-
-type app struct {
-	name, url, db, hosts string
-	proc                 *proc
-}
-
-// result is bench/load's -json output plus what compare measures around it.
-type result struct {
-	RPS           float64        `json:"rps"`
-	P50Ms         float64        `json:"p50_ms"`
-	P90Ms         float64        `json:"p90_ms"`
-	P99Ms         float64        `json:"p99_ms"`
-	MaxMs         float64        `json:"max_ms"`
-	Requests      int            `json:"requests"`
-	Status        map[string]int `json:"status"`
-	Errors        int            `json:"errors"`
-	ErrorSample   []string       `json:"error_sample"`
-	appCPUus      float64
-	commitsPerReq float64
-}
-
-func measure(ctx context.Context, o options, loadBin string, a app, mix string, admin *sql.DB) (result, error) {
-	args := []string{"-url", a.url, "-conns", strconv.Itoa(o.conns), "-duration", o.duration.String(),
-		"-warmup", o.warmup.String(), "-mix", mix, "-ids", strconv.Itoa(o.users), "-json"}
-	if a.hosts != "" {
-		args = append(args, "-hosts", a.hosts)
-	}
-	commits := func() int64 {
-		var n int64
-		_ = admin.QueryRowContext(ctx, "SELECT pg_stat_force_next_flush()").Err() // PostgreSQL 15+; harmless if it fails
-		_ = admin.QueryRowContext(ctx, "SELECT xact_commit FROM pg_stat_database WHERE datname = $1", a.db).Scan(&n)
-		return n
-	}
-	cpu0, c0 := a.proc.cpu(), commits()
-	cmd := exec.CommandContext(ctx, loadBin, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return result{}, fmt.Errorf("load %s %s: %v: %s", a.name, mix, err, stderr.String())
-	}
-	time.Sleep(1500 * time.Millisecond) // let backends flush their statistics
-	cpu1, c1 := a.proc.cpu(), commits()
-	var r result
-	if err := json.Unmarshal(out, &r); err != nil {
-		return r, fmt.Errorf("load output %q: %w", out, err)
-	}
-	if len(r.ErrorSample) > 0 {
-		logf("  %s %s error sample: %v", a.name, mix, r.ErrorSample)
-	}
-	// Warm-up requests cost CPU and commits too: spread over every request
-	// of the run, estimated from the measured rate.
-	total := r.RPS * (o.duration + o.warmup).Seconds()
-	if total > 0 {
-		r.appCPUus = (cpu1 - cpu0).Seconds() * 1e6 / total
-		r.commitsPerReq = float64(c1-c0) / total
-	}
-	time.Sleep(time.Second)
-	return r, nil
-}
-
-func summarize(rs []result) result {
-	med := func(f func(result) float64) float64 {
-		v := make([]float64, 0, len(rs))
-		for _, r := range rs {
-			v = append(v, f(r))
-		}
-		slices.Sort(v)
-		if len(v) == 0 {
-			return 0
-		}
-		return v[len(v)/2]
-	}
-	var errs int
-	for _, r := range rs {
-		errs += r.Errors
-	}
-	return result{
-		RPS:           med(func(r result) float64 { return r.RPS }),
-		P50Ms:         med(func(r result) float64 { return r.P50Ms }),
-		P99Ms:         med(func(r result) float64 { return r.P99Ms }),
-		Errors:        errs,
-		appCPUus:      med(func(r result) float64 { return r.appCPUus }),
-		commitsPerReq: med(func(r result) float64 { return r.commitsPerReq }),
-	}
-}
-
-func host(i int) string { return fmt.Sprintf("t%d.bench:8082", i) }
-
-func configYAML(dsn string, pool int) string {
-	return fmt.Sprintf(`server:
-  listen: ["127.0.0.1:8082"]
-admin:
-  listen: ""
-database:
-  driver: postgres
-  dsn: %q
-  max_open_conns: %d
-  max_idle_conns: %d
-tenancy:
-  strategy: schema
-tenants:
-  - name: t0
-    hosts: [%q]
-log:
-  level: warn
-`, dsn, pool, pool, host(0))
-}
-
-// provision creates the tenants t0..tN-1 through the Catalog (as `tenantry
-// tenants add` would, without a process per tenant) and seeds each one's
-// users table with SQL.
-func provision(ctx context.Context, o options, dsn string) error {
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cfg := config.Default()
-	cfg.Database.Driver, cfg.Database.DSN = "postgres", dsn
-	cfg.Database.MaxOpenConns, cfg.Database.MaxIdleConns = 8, 8
-	cfg.Tenancy.Strategy, cfg.Tenants, cfg.Admin.Listen = "schema", nil, ""
-	// The same wiring as the service: pool, scope, catalog, shared migrations.
-	a, err := service.Open(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = a.Close() }()
-	cat := a.Catalog
-	raw, err := sql.Open("pgx", dsn)
-	if err != nil {
-		return err
-	}
-	defer raw.Close()
-
-	var next, done atomic.Int64
-	var wg sync.WaitGroup
-	errs := make([]error, o.provisioners)
-	for j := range o.provisioners {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= o.tenants || ctx.Err() != nil {
-					return
-				}
-				name := fmt.Sprintf("t%d", i)
-				t, err := cat.Create(ctx, tenants.Spec{Name: name, Hosts: []string{host(i)}})
-				if err == nil {
-					err = seed(ctx, raw, migrations.Quote(t.Schema)+`."users"`, o.users)
-				}
-				if err != nil {
-					errs[j] = fmt.Errorf("tenant %s: %w", name, err)
-					return
-				}
-				if n := done.Add(1); n%1000 == 0 {
-					logf("  %d tenants", n)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	return errors.Join(append(errs, ctx.Err())...)
-}
-
-// seed inserts users user1..userN into table; db is a DSN or a *sql.DB.
-func seed(ctx context.Context, db any, table string, n int) error {
-	var conn *sql.DB
-	switch d := db.(type) {
-	case string:
-		c, err := sql.Open("pgx", d)
-		if err != nil {
+	s.base = app{name: "baseline", url: baselineURL, db: baseDB.Name, proc: base}
+	rep.header(info, o)
+	var baseCold []result
+	if o.cold > 0 {
+		if baseCold, err = coldSlices(ctx, o, bins["load"], s.base); err != nil {
 			return err
 		}
-		defer c.Close()
-		conn = c
-	case *sql.DB:
-		conn = d
 	}
-	_, err := conn.ExecContext(ctx, `INSERT INTO `+table+` (name, email, created_at, updated_at)
-		SELECT 'User ' || g, 'user' || g || '@example.com', now(), now() FROM generate_series(1, $1::int) AS g`, n)
-	if err != nil {
-		return fmt.Errorf("seed %s: %w", table, err)
-	}
-	return nil
-}
 
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
-}
-
-func start(work, name, bin string, args ...string) (*proc, error) {
-	logFile, err := os.Create(filepath.Join(work, name+".log"))
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		logFile.Close()
-		close(p.done)
-	}()
-	return p, nil
-}
-
-func (p *proc) stop() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-// cpu is the process's user+system CPU time so far, from /proc.
-func (p *proc) cpu() time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(s[i+1:]) // f[0] is field 3 (state); utime is field 14, stime 15
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * time.Second / 100 // USER_HZ is 100 on Linux
-}
-
-func waitReady(ctx context.Context, u, hostHeader string, p *proc) error {
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-		if hostHeader != "" {
-			req.Host = hostHeader
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
+	var done []countResult
+	posted := 0 // tenants t0..posted-1, and the baseline, hold rows of POST rounds
+	for _, n := range o.counts {
+		if posted > 0 {
+			t0 := time.Now()
+			if err := reseed(ctx, o, baseDB.DSN, []string{`"users"`}); err != nil {
+				return err
 			}
+			if err := reseed(ctx, o, tenDB.DSN, usersTables(s.schemas[:posted])); err != nil {
+				return err
+			}
+			logf("truncated and re-seeded the baseline and %d tenants in %s", posted, time.Since(t0).Round(time.Millisecond))
 		}
-		select {
-		case <-p.done:
-			return fmt.Errorf("%s exited before it was ready: %v (log in its work directory)", p.name, p.err)
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
+		if have := len(s.schemas); have < n {
+			t0 := time.Now()
+			if s.schemas, err = provision(ctx, o, tenDB.DSN, s.schemas, n); err != nil {
+				return err
+			}
+			logf("provisioned and seeded tenants t%d..t%d in %s", have, n-1, time.Since(t0).Round(time.Second))
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not ready after 2 minutes (last: %v)", p.name, err)
+		cr, err := s.count(ctx, n)
+		if err != nil {
+			return fmt.Errorf("%d tenants: %w", n, err)
+		}
+		rep.count(cr, baseCold, o)
+		done = append(done, cr)
+		if slices.Contains(o.mixes, "post") {
+			posted = n
 		}
 	}
+	rep.summary(done)
+	return nil
 }
 
 func moduleRoot() (string, error) {

@@ -1,7 +1,11 @@
 // Command load is a closed-loop HTTP load generator for the users API: -conns
 // goroutines, each with its own keep-alive connection, send one request after
 // another for -warmup then -duration; only requests that finish inside the
-// measured window count. It reports requests/s, latency percentiles (every
+// measured window count. At the end no new request is sent, and those in
+// flight are let finish (uncounted, for up to drainTimeout) rather than
+// cancelled: a server that cancels a request's database query when its
+// client goes away may lose that database connection (pgx closes it), and
+// the next run would then start against a half-empty pool. It reports requests/s, latency percentiles (every
 // latency is kept and sorted at the end), status-code counts and errors; any
 // non-2xx answer is an error.
 //
@@ -232,7 +236,7 @@ func run(ctx context.Context, o options) (Result, error) {
 
 	start := time.Now()
 	from, to := start.Add(o.warmup), start.Add(o.warmup+o.duration)
-	ctx, cancel := context.WithDeadline(ctx, to)
+	ctx, cancel := context.WithDeadline(ctx, to.Add(drainTimeout))
 	defer cancel()
 
 	workers := make([]*worker, o.conns)
@@ -270,8 +274,13 @@ func run(ctx context.Context, o options) (Result, error) {
 	return res, nil
 }
 
-// loop sends requests on one connection until ctx ends. Requests that
-// finish inside [from, to) are counted (latency, status, errors).
+// drainTimeout bounds how long requests still in flight at the end of the
+// run may take before they are cancelled.
+const drainTimeout = 30 * time.Second
+
+// loop sends requests on one connection until to (or until ctx ends).
+// Requests that finish inside [from, to) are counted (latency, status,
+// errors); the one in flight at to is waited for but not counted.
 func (w *worker) loop(ctx context.Context, o options, rot *rotator, runID string, id int, from, to time.Time) {
 	tr := &http.Transport{
 		Proxy:               nil,
@@ -284,7 +293,7 @@ func (w *worker) loop(ctx context.Context, o options, rot *rotator, runID string
 	client := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	rng := mrand.New(mrand.NewPCG(uint64(time.Now().UnixNano()), uint64(id)))
 	list := o.url + "/api/users?limit=" + strconv.Itoa(o.limit)
-	for seq := 0; ctx.Err() == nil; seq++ {
+	for seq := 0; ctx.Err() == nil && time.Now().Before(to); seq++ {
 		var req *http.Request
 		var err error
 		switch {
@@ -314,11 +323,11 @@ func (w *worker) loop(ctx context.Context, o options, rot *rotator, runID string
 		}
 		t1 := time.Now()
 		if t1.Before(from) || !t1.Before(to) {
-			continue // warm-up, or cut off by the end of the run
+			continue // warm-up, or finished after the end of the run
 		}
 		if err != nil {
 			if ctx.Err() != nil {
-				continue // the deadline interrupted it
+				continue // interrupted
 			}
 			w.fail(err.Error())
 			continue

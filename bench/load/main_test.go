@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -115,5 +118,42 @@ func TestParseHosts(t *testing.T) {
 	}
 	if _, err := parseHosts(" , "); err == nil {
 		t.Error("a list of no hosts was accepted")
+	}
+}
+
+// TestRunLetsRequestsInFlightFinish: at the end of a run the requests in
+// flight are waited for, not cancelled, so the server under test never sees
+// its clients go away mid-request; they are not counted.
+func TestRunLetsRequestsInFlightFinish(t *testing.T) {
+	var started, cancelled atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started.Add(1)
+		select {
+		case <-time.After(150 * time.Millisecond): // a slow request
+		case <-r.Context().Done():
+			cancelled.Add(1)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+
+	o := options{url: srv.URL, conns: 4, duration: 400 * time.Millisecond, mix: "read", ids: 1, limit: 50}
+	if err := o.check(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Close() // waits for the handlers, so every cancellation is counted
+	if n := cancelled.Load(); n != 0 {
+		t.Errorf("%d requests were cancelled at the end of the run, want 0", n)
+	}
+	if got, max := res.Requests, int(started.Load()); got >= max {
+		t.Errorf("counted %d requests of %d started, want the ones in flight at the end left out", got, max)
+	}
+	if res.Errors != 0 {
+		t.Errorf("errors %d (%v), want 0", res.Errors, res.ErrorSample)
 	}
 }

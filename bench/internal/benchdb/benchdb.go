@@ -71,3 +71,20 @@ func CPUModel() string {
 	}
 	return "unknown CPU"
 }
+
+// Memory is the machine's RAM, for the figures' headers.
+func Memory() string {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return "unknown RAM"
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && k == "MemTotal" {
+			var kB int64
+			if _, err := fmt.Sscanf(strings.TrimSpace(v), "%d kB", &kB); err == nil {
+				return fmt.Sprintf("%.0f GiB RAM", float64(kB)/(1<<20))
+			}
+		}
+	}
+	return "unknown RAM"
+}
