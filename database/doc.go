@@ -5,8 +5,8 @@
 // # Tenant-affine connections
 //
 // The pool GORM sees is a Router: database.max_open_conns connections split
-// into database.pool_groups groups (by default one group per two
-// connections), each a *sql.DB of its own. Every statement and transaction
+// into database.pool_groups groups (by default one group per connection),
+// each a *sql.DB of its own. Every statement and transaction
 // is sent to a group chosen from the tenant in its context
 // (tenants.RouteKey, the tenant's schema): its home group, a hash of the
 // schema modulo the number of groups. So each connection serves a bounded

@@ -78,9 +78,9 @@ func keysInGroups(t *testing.T, r *database.Router) []string {
 
 func TestOpenSplitsThePool(t *testing.T) {
 	for _, tc := range []struct{ conns, groups, wantGroups int }{
-		{16, 0, 8}, // automatic: two connections per group
+		{16, 0, 16}, // automatic: one connection per group
 		{1, 0, 1},
-		{3, 0, 1},
+		{3, 0, 3},
 		{5, 2, 2},
 		{4, 4, 4},
 		{4, 1, 1},
@@ -152,6 +152,9 @@ func TestRouterOverflow(t *testing.T) {
 	if over == home {
 		t.Fatalf("overflow ran on the busy home backend %d", over)
 	}
+	if got := r.Overflows(); got != 1 {
+		t.Errorf("overflows = %d, want 1", got)
+	}
 
 	held2, err := r.BeginTx(ctx, nil) // and now the other group's
 	if err != nil {
@@ -168,6 +171,38 @@ func TestRouterOverflow(t *testing.T) {
 	_ = held.Rollback()
 	if got := backendPID(ctx, t, r); got != home {
 		t.Errorf("after the home group freed up: backend %d, want home %d", got, home)
+	}
+}
+
+// A quiet tenant whose home group is busy with another tenant waits for
+// it rather than overflow: spreading every collision over every group
+// would have each connection prepare every tenant's statements.
+func TestRouterQuietTenantWaitsAtHome(t *testing.T) {
+	r := openRouter(t, 2, 2)
+	var busy, quiet string
+	for i := 0; quiet == ""; i++ {
+		k := fmt.Sprintf("t%d", i)
+		switch {
+		case busy == "":
+			busy = k
+		case r.Group(withKey(k)) == r.Group(withKey(busy)):
+			quiet = k
+		}
+	}
+	held, err := r.BeginTx(withKey(busy), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = held.Rollback() }()
+	short, cancel := context.WithTimeout(withKey(quiet), 300*time.Millisecond)
+	defer cancel()
+	var pid int
+	err = r.QueryRowContext(short, "SELECT pg_backend_pid()").Scan(&pid)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("quiet tenant with its home busy: err = %v (pid %d), want a wait at home", err, pid)
+	}
+	if got := r.Overflows(); got != 0 {
+		t.Errorf("overflows = %d, want 0", got)
 	}
 }
 

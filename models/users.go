@@ -31,34 +31,35 @@ const (
 // then, and only then, a second statement counts: Total is the tenant's
 // user count whatever the offset.
 func ListUsers(ctx context.Context, db *gorm.DB, limit, offset int) (UserPage, error) {
-	page := UserPage{Users: []User{}, Limit: limit, Offset: offset}
-	var rows []userRow
-	err := db.WithContext(ctx).Model(&User{}).Select("*, count(*) OVER () AS total").
-		Order("id").Limit(limit).Offset(offset).Find(&rows).Error
+	page := UserPage{Users: make([]User, 0, min(limit, 64)), Limit: limit, Offset: offset}
+	// Rows and a plain Scan rather than Find: GORM's reflective scan was a
+	// third of the list's CPU. The statement is still built, and its table
+	// scoped, by GORM's callbacks.
+	rows, err := db.WithContext(ctx).Model(&User{}).
+		Select("id, name, email, created_at, updated_at, count(*) OVER () AS total").
+		Order("id").Limit(limit).Offset(offset).Rows()
 	if err != nil {
 		return page, fmt.Errorf("list users: %w", err)
 	}
-	if len(rows) == 0 {
+	defer rows.Close()
+	for rows.Next() {
+		var u User
+		if err := rows.Scan(&u.ID, &u.Name, &u.Email, &u.CreatedAt, &u.UpdatedAt, &page.Total); err != nil {
+			return page, fmt.Errorf("list users: %w", err)
+		}
+		page.Users = append(page.Users, u)
+	}
+	if err := rows.Err(); err != nil {
+		return page, fmt.Errorf("list users: %w", err)
+	}
+	if len(page.Users) == 0 {
 		total, err := CountUsers(ctx, db)
 		if err != nil {
 			return page, err
 		}
 		page.Total = total
-		return page, nil
 	}
-	page.Users = make([]User, len(rows))
-	for i, r := range rows {
-		page.Users[i] = r.User
-	}
-	page.Total = rows[0].Total
 	return page, nil
-}
-
-// userRow is one row of ListUsers' statement: a user and the count of all
-// the tenant's users.
-type userRow struct {
-	User
-	Total int64
 }
 
 // CountUsers returns how many users db's tenant has.

@@ -565,11 +565,11 @@ func TestUserRoundTrips(t *testing.T) {
 					{"list", func() error {
 						_, err := models.ListUsers(ctx, db, 50, 0)
 						return err
-					}, 1, "SELECT *, count(*) OVER () AS total FROM " + table + " ORDER BY id LIMIT "},
+					}, 1, "SELECT id, name, email, created_at, updated_at, count(*) OVER () AS total FROM " + table + " ORDER BY id LIMIT "},
 					{"list past the end", func() error {
 						_, err := models.ListUsers(ctx, db, 50, 50)
 						return err
-					}, 2, "SELECT *, count(*) OVER () AS total FROM " + table + " ORDER BY id LIMIT "},
+					}, 2, "SELECT id, name, email, created_at, updated_at, count(*) OVER () AS total FROM " + table + " ORDER BY id LIMIT "},
 					{"get", func() error {
 						_, err := models.GetUser(ctx, db, id)
 						return err
