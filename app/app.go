@@ -339,6 +339,12 @@ func (a *App) Serve(ctx context.Context, lns []net.Listener) error {
 		})
 	}
 	wg.Wait()
+	if pool, err := database.Pool(a.DB); err == nil {
+		// How the tenant-affine pool held up over the process's life.
+		st := pool.Stats()
+		a.Log.Info("database pool", "groups", pool.Groups(), "overflows", pool.Overflows(),
+			"waits", st.WaitCount, "wait_time", st.WaitDuration.String())
+	}
 	if a.admin != nil {
 		// No admin request can start a run any more; let a running one end.
 		if err := a.admin.Shutdown(shutdownCtx); err != nil {
