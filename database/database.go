@@ -118,10 +118,21 @@ func postgresGroups(c config.Database) ([]*sql.DB, error) {
 		g := stdlib.OpenDB(*pc.Copy())
 		g.SetMaxOpenConns(share(c.MaxOpenConns, n, i))
 		g.SetMaxIdleConns(share(c.MaxIdleConns, n, i))
-		g.SetConnMaxLifetime(c.ConnMaxLifetime)
+		g.SetConnMaxLifetime(staggered(c.ConnMaxLifetime, n, i))
 		groups[i] = g
 	}
 	return groups, nil
+}
+
+// staggered spreads the groups' connection lifetimes over [life, 1.5·life):
+// connections opened together at start-up would otherwise all expire, and
+// all start cold again (preparing every statement of their share), at the
+// same moment.
+func staggered(life time.Duration, n, i int) time.Duration {
+	if life <= 0 || n <= 1 {
+		return life
+	}
+	return life + life*time.Duration(i)/time.Duration(2*n)
 }
 
 // share is group i's part of total split over n groups.

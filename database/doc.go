@@ -54,7 +54,12 @@
 //     grows with its share of tenants (and, through overflow, a little
 //     beyond). database.conn_max_lifetime (30 minutes) recycles connections
 //     and so bounds that growth; the statement cache bounds the prepared
-//     statements. More groups means smaller shares and less memory per
+//     statements. A recycled connection starts cold, so the groups'
+//     lifetimes are staggered over 1 to 1.5 times the setting: one
+//     connection at a time re-warms, never the whole pool at once. Keep
+//     database.max_idle_conns equal to max_open_conns (the default): a
+//     group left without an idle connection closes its connection after
+//     each use and so is always cold. More groups means smaller shares and less memory per
 //     backend but more overflow; fewer groups the opposite. One group
 //     (pool_groups: 1) is the old behaviour: every connection serves every
 //     tenant.

@@ -251,6 +251,13 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	defer pg.Close()
+	// Two apps with 32 connections each, their listeners and this program
+	// come close to PostgreSQL's default max_connections (100): keep this
+	// program's own connections open from the start rather than need a new
+	// one when the server may be full.
+	pg.SetMaxOpenConns(2)
+	pg.SetMaxIdleConns(2)
+	pg.SetConnMaxLifetime(0)
 	info, err := describe(ctx, pg, o)
 	if err != nil {
 		return err

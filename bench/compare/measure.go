@@ -68,7 +68,9 @@ func load(ctx context.Context, o options, loadBin string, a app, mix string, war
 func measure(ctx context.Context, o options, loadBin string, a app, mix string, pg *sql.DB, sides ...func(context.Context)) (result, error) {
 	commits := func() int64 {
 		var n int64
-		_ = pg.QueryRowContext(ctx, "SELECT pg_stat_force_next_flush()").Err() // PostgreSQL 15+; harmless if it fails
+		// Exec, not QueryRow(...).Err(): Err does not release the row's
+		// connection, so each call leaked one until the server was full.
+		_, _ = pg.ExecContext(ctx, "SELECT pg_stat_force_next_flush()") // PostgreSQL 15+; harmless if it fails
 		_ = pg.QueryRowContext(ctx, "SELECT xact_commit FROM pg_stat_database WHERE datname = $1", a.db).Scan(&n)
 		return n
 	}
