@@ -22,10 +22,12 @@ type RouteKey func(ctx context.Context) (key string, ok bool)
 // so each connection serves a bounded share of the tenants and finds their
 // statements already prepared (and their relations already open in its
 // backend). When the home group has no free connection and cannot open
-// one, a quiet tenant waits for it, while a hot one (a tenant among the
-// last few its home group served) overflows to the next group in order
-// that has room, so a tenant that takes all the load still uses the whole
-// pool; only when every group is busy does it wait, in its home group.
+// one, a quiet tenant takes its second choice, the next group, if that has
+// room or fewer callers waiting, and otherwise waits at home; a hot one (a
+// tenant among the last few its home group served) overflows to the first
+// group in order from home that has room, so a tenant that takes all the
+// load still uses the whole pool. When every group is busy a hot tenant
+// queues in the group with the fewest callers waiting.
 //
 // Routing decides which connection runs a statement, never what the
 // statement may reach: nothing is SET on a connection for a tenant, and
@@ -70,9 +72,9 @@ func (r *Router) Group(ctx context.Context) int {
 }
 
 // pick returns the group to run ctx's next statement or transaction on.
-func (r *Router) pick(ctx context.Context) *sql.DB {
+func (r *Router) pick(ctx context.Context) *group {
 	if len(r.groups) == 1 {
-		return r.groups[0].db
+		return &r.groups[0]
 	}
 	key, keyed := r.key(ctx)
 	h := fnv1a(key)
@@ -82,26 +84,51 @@ func (r *Router) pick(ctx context.Context) *sql.DB {
 	// always spread. Seen before recording, so a request never sees itself.
 	hot := !keyed || home.seen(h)
 	home.record(h)
-	if !hot || hasRoom(home.db) {
-		// A quiet tenant waits for its home group rather than overflow:
-		// at thousands of tenants a home group is busy for about half of
-		// all requests, and overflowing them all would have every
-		// connection prepare every tenant's statements again (measured:
-		// 1,134 req/s overflowing against 2,327 waiting, at 10,000
-		// tenants; docs/BENCHMARKS.md).
-		return home.db
+	if hasRoom(home.db) {
+		return home
+	}
+	start := int(h % uint64(len(r.groups)))
+	if !hot {
+		// A quiet tenant does not spread over the pool: at thousands of
+		// tenants a home group is busy for about half of all requests, and
+		// overflowing them all would have every connection prepare every
+		// tenant's statements again (measured: 1,134 req/s overflowing
+		// against 2,327 waiting, at 10,000 tenants; docs/BENCHMARKS.md).
+		// It has a second choice, the next group, and takes whichever of
+		// the two has room or else fewer callers waiting: two choices cut
+		// the longest queues, while each connection still serves at most
+		// two shares of the tenants.
+		next := &r.groups[(start+1)%len(r.groups)]
+		if hasRoom(next.db) || next.pending.Load() < home.pending.Load() {
+			r.overflows.Add(1)
+			return next
+		}
+		return home
 	}
 	// Probe in a fixed order from home, so a hot tenant's overflow lands
 	// on the same few neighbours and stays prepared there.
-	start := int(h % uint64(len(r.groups)))
 	for i := 1; i < len(r.groups); i++ {
-		g := r.groups[(start+i)%len(r.groups)].db
-		if hasRoom(g) {
+		g := &r.groups[(start+i)%len(r.groups)]
+		if hasRoom(g.db) {
 			r.overflows.Add(1)
 			return g
 		}
 	}
-	return home.db
+	// Every group is busy: queue where the fewest callers already wait,
+	// as one shared pool would let the first free connection serve the
+	// next caller; waiting for one busy connection among many would make
+	// the tail as long as that connection's slowest statement.
+	best := home
+	for i := 1; i < len(r.groups); i++ {
+		g := &r.groups[(start+i)%len(r.groups)]
+		if g.pending.Load() < best.pending.Load() {
+			best = g
+		}
+	}
+	if best != home {
+		r.overflows.Add(1)
+	}
+	return best
 }
 
 // group is one *sql.DB of the router and the tenants it served last.
@@ -112,6 +139,15 @@ type group struct {
 	// taking a large part of the group's work.
 	recent [recentPicks]atomic.Uint64
 	next   atomic.Uint32
+	// pending counts callers inside one of db's methods: waiting for a
+	// connection, or (Exec) running on one.
+	pending atomic.Int64
+}
+
+// enter marks a caller in g until the returned func is called.
+func (g *group) enter() func() {
+	g.pending.Add(1)
+	return func() { g.pending.Add(-1) }
 }
 
 // recentPicks is how many of a group's last statements decide whether a
@@ -153,33 +189,45 @@ func fnv1a(s string) uint64 {
 
 // PrepareContext prepares query on ctx's group.
 func (r *Router) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {
-	return r.pick(ctx).PrepareContext(ctx, query)
+	g := r.pick(ctx)
+	defer g.enter()()
+	return g.db.PrepareContext(ctx, query)
 }
 
 // ExecContext runs query on ctx's group.
 func (r *Router) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return r.pick(ctx).ExecContext(ctx, query, args...)
+	g := r.pick(ctx)
+	defer g.enter()()
+	return g.db.ExecContext(ctx, query, args...)
 }
 
 // QueryContext runs query on ctx's group.
 func (r *Router) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	return r.pick(ctx).QueryContext(ctx, query, args...)
+	g := r.pick(ctx)
+	defer g.enter()()
+	return g.db.QueryContext(ctx, query, args...)
 }
 
 // QueryRowContext runs query on ctx's group.
 func (r *Router) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	return r.pick(ctx).QueryRowContext(ctx, query, args...)
+	g := r.pick(ctx)
+	defer g.enter()()
+	return g.db.QueryRowContext(ctx, query, args...)
 }
 
 // BeginTx starts a transaction on one connection of ctx's group; every
 // statement of the transaction then runs on that connection.
 func (r *Router) BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error) {
-	return r.pick(ctx).BeginTx(ctx, opts)
+	g := r.pick(ctx)
+	defer g.enter()()
+	return g.db.BeginTx(ctx, opts)
 }
 
 // PingContext checks that the database answers, through ctx's group.
 func (r *Router) PingContext(ctx context.Context) error {
-	return r.pick(ctx).PingContext(ctx)
+	g := r.pick(ctx)
+	defer g.enter()()
+	return g.db.PingContext(ctx)
 }
 
 // Ping is PingContext without a deadline; gorm.Open calls it.

@@ -174,35 +174,45 @@ func TestRouterOverflow(t *testing.T) {
 	}
 }
 
-// A quiet tenant whose home group is busy with another tenant waits for
-// it rather than overflow: spreading every collision over every group
-// would have each connection prepare every tenant's statements.
-func TestRouterQuietTenantWaitsAtHome(t *testing.T) {
-	r := openRouter(t, 2, 2)
-	var busy, quiet string
-	for i := 0; quiet == ""; i++ {
-		k := fmt.Sprintf("t%d", i)
-		switch {
-		case busy == "":
-			busy = k
-		case r.Group(withKey(k)) == r.Group(withKey(busy)):
-			quiet = k
+// A quiet tenant whose home group is busy with another tenant takes its
+// second choice, the next group, and otherwise waits: it never spreads over
+// the pool, which would have each connection prepare every tenant's
+// statements.
+func TestRouterQuietTenantStaysInItsTwoGroups(t *testing.T) {
+	r := openRouter(t, 3, 3)
+	keys := keysInGroups(t, r)
+	// Two quiet tenants of group 0: a tenant that has just been served
+	// there counts as hot, so each is used once.
+	var quiet []string
+	for i := 0; len(quiet) < 2; i++ {
+		if k := fmt.Sprintf("q%d", i); r.Group(withKey(k)) == 0 {
+			quiet = append(quiet, k)
 		}
 	}
-	held, err := r.BeginTx(withKey(busy), nil)
-	if err != nil {
-		t.Fatal(err)
+	pids := make([]int, 3)
+	for g, k := range keys {
+		pids[g] = backendPID(withKey(k), t, r)
 	}
-	defer func() { _ = held.Rollback() }()
-	short, cancel := context.WithTimeout(withKey(quiet), 300*time.Millisecond)
+	hold := func(g int) *sql.Tx {
+		t.Helper()
+		tx, err := r.BeginTx(withKey(keys[g]), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = tx.Rollback() })
+		return tx
+	}
+	hold(0) // the quiet tenant's home, busy with another tenant
+	if got := backendPID(withKey(quiet[0]), t, r); got != pids[1] {
+		t.Fatalf("quiet tenant with its home busy ran on backend %d, want the next group's %d", got, pids[1])
+	}
+	hold(1) // and its second choice too; group 2 is free
+	short, cancel := context.WithTimeout(withKey(quiet[1]), 300*time.Millisecond)
 	defer cancel()
 	var pid int
-	err = r.QueryRowContext(short, "SELECT pg_backend_pid()").Scan(&pid)
+	err := r.QueryRowContext(short, "SELECT pg_backend_pid()").Scan(&pid)
 	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("quiet tenant with its home busy: err = %v (pid %d), want a wait at home", err, pid)
-	}
-	if got := r.Overflows(); got != 0 {
-		t.Errorf("overflows = %d, want 0", got)
+		t.Fatalf("quiet tenant with both its groups busy: err = %v (pid %d), want a wait", err, pid)
 	}
 }
 
@@ -255,4 +265,69 @@ func TestOpenConnectionSettings(t *testing.T) {
 func openRouterSQL(t *testing.T, r *database.Router, ctx context.Context) *sql.DB {
 	t.Helper()
 	return r.GroupDB(r.Group(ctx))
+}
+
+// With every group busy, a hot tenant queues where fewer callers already
+// wait, so the next connection to free up serves it, as in one shared pool.
+func TestRouterHotTenantQueuesWhereFewestWait(t *testing.T) {
+	r := openRouter(t, 2, 2)
+	keys := keysInGroups(t, r)
+	ctx := withKey(keys[0])
+	home := backendPID(ctx, t, r)
+	other := backendPID(withKey(keys[1]), t, r)
+
+	holdHome, err := r.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = holdHome.Rollback() }()
+	holdOther, err := r.BeginTx(withKey(keys[1]), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A first caller of the hot tenant waits in its home group...
+	waitCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	first := make(chan error, 1)
+	go func() {
+		var pid int
+		first <- r.QueryRowContext(waitCtx, "SELECT pg_backend_pid()").Scan(&pid)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for r.GroupPending(r.Group(ctx)) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the first caller never queued in its home group")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// ...so the second queues in the other group, and is served as soon
+	// as that group's connection is free, though home stays busy.
+	second := make(chan int, 1)
+	go func() {
+		var pid int
+		if err := r.QueryRowContext(waitCtx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+			pid = -1
+		}
+		second <- pid
+	}()
+	for r.GroupPending(r.Group(withKey(keys[1]))) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the second caller never queued in the other group")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	_ = holdOther.Rollback()
+	select {
+	case pid := <-second:
+		if pid != other {
+			t.Errorf("second caller ran on backend %d, want the other group's %d (home is %d)", pid, other, home)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the second caller was not served when the other group freed up")
+	}
+	_ = holdHome.Rollback()
+	if err := <-first; err != nil {
+		t.Errorf("first caller: %v", err)
+	}
 }
