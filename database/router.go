@@ -22,12 +22,11 @@ type RouteKey func(ctx context.Context) (key string, ok bool)
 // so each connection serves a bounded share of the tenants and finds their
 // statements already prepared (and their relations already open in its
 // backend). When the home group has no free connection and cannot open
-// one, a quiet tenant takes its second choice, the next group, if that has
-// room or fewer callers waiting, and otherwise waits at home; a hot one (a
-// tenant among the last few its home group served) overflows to the first
-// group in order from home that has room, so a tenant that takes all the
-// load still uses the whole pool. When every group is busy a hot tenant
-// queues in the group with the fewest callers waiting.
+// one, a quiet tenant waits for it, while a hot one (a tenant among the
+// last few its home group served) overflows to the first group in order
+// from home that has room, so a tenant that takes all the load still uses
+// the whole pool. When every group is busy a hot tenant queues in the
+// group with the fewest callers waiting.
 //
 // Routing decides which connection runs a statement, never what the
 // statement may reach: nothing is SET on a connection for a tenant, and
@@ -87,24 +86,17 @@ func (r *Router) pick(ctx context.Context) *group {
 	if hasRoom(home.db) {
 		return home
 	}
-	start := int(h % uint64(len(r.groups)))
 	if !hot {
-		// A quiet tenant does not spread over the pool: at thousands of
-		// tenants a home group is busy for about half of all requests, and
-		// overflowing them all would have every connection prepare every
-		// tenant's statements again (measured: 1,134 req/s overflowing
-		// against 2,327 waiting, at 10,000 tenants; docs/BENCHMARKS.md).
-		// It has a second choice, the next group, and takes whichever of
-		// the two has room or else fewer callers waiting: two choices cut
-		// the longest queues, while each connection still serves at most
-		// two shares of the tenants.
-		next := &r.groups[(start+1)%len(r.groups)]
-		if hasRoom(next.db) || next.pending.Load() < home.pending.Load() {
-			r.overflows.Add(1)
-			return next
-		}
+		// A quiet tenant waits for its home group rather than overflow:
+		// at thousands of tenants a home group is busy for about half of
+		// all requests, and overflowing them all would have every
+		// connection prepare every tenant's statements again (measured:
+		// 1,134 req/s overflowing against 2,327 waiting, at 10,000
+		// tenants; docs/BENCHMARKS.md). A second choice of group was
+		// measured too, and lost at 10,000 tenants.
 		return home
 	}
+	start := int(h % uint64(len(r.groups)))
 	// Probe in a fixed order from home, so a hot tenant's overflow lands
 	// on the same few neighbours and stays prepared there.
 	for i := 1; i < len(r.groups); i++ {
