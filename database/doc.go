@@ -46,18 +46,19 @@
 //     pool (the neighbours are the same few groups each time, so its
 //     statements stay prepared there). With every group busy it queues in
 //     the group with the fewest callers waiting, as one shared pool would.
-//   - Quiet tenants stay in two groups: when its home is busy, a quiet
-//     tenant takes the next group if that has room or fewer callers
-//     waiting, and otherwise waits at home. Letting every collision spread
-//     over the pool had every connection prepare every tenant's statements
-//     (at 10,000 tenants: half the throughput and 97 MB backends); two
-//     choices keep each connection to two shares while cutting the longest
-//     queues. A slow statement of one tenant can still delay the few
-//     tenants that share its connection, up to their request deadline.
+//   - Quiet tenants wait: when its home is busy, a quiet tenant waits for
+//     it. Letting every collision spread over the pool had every
+//     connection prepare every tenant's statements (at 10,000 tenants:
+//     half the throughput and 97 MB backends), and a second choice of
+//     group made each connection serve two shares and lost at 10,000
+//     tenants too. The price is a queue per connection instead of one per
+//     pool, which shows in p99 at 10,000 tenants (docs/BENCHMARKS.md); a
+//     slow statement of one tenant can delay the few tenants that share
+//     its connection, up to their request deadline.
 //   - Warm-up: a connection prepares each of its tenants' statements once,
 //     on first use; until then a request pays a prepare round trip and a
-//     plan. With thousands of tenants per connection, that is the first
-//     minute or so after start (figures in docs/BENCHMARKS.md).
+//     plan. At 10,000 tenants (312 per connection of a pool of 32) that is
+//     about the first minute after start (figures in docs/BENCHMARKS.md).
 //   - Memory: each PostgreSQL backend keeps the prepared statements and
 //     relation cache entries of the tenants it has served, so its memory
 //     grows with its share of tenants (and, through overflow, a little
@@ -68,8 +69,9 @@
 //     connection at a time re-warms, never the whole pool at once. Keep
 //     database.max_idle_conns equal to max_open_conns (the default): a
 //     group left without an idle connection closes its connection after
-//     each use and so is always cold. More groups means smaller shares and less memory per
-//     backend but more overflow; fewer groups the opposite. One group
+//     each use and so is always cold.
+//   - Group size: more groups mean smaller shares and less memory per
+//     backend but longer queues; fewer groups the opposite. One group
 //     (pool_groups: 1) is the old behaviour: every connection serves every
 //     tenant.
 //   - SQLite is always one connection, one group: routing changes nothing

@@ -58,10 +58,14 @@
 // leaves reads outside transactions, so they are what the scope does.
 //
 // The price of qualified names is that statement text differs per tenant,
-// so pgx's per-connection prepared-statement cache (512 entries by
-// default) holds a few statements for each tenant; at many thousands of
-// tenants a connection re-prepares more often. That is a speed question,
-// never an isolation one.
+// so a connection that serves every tenant prepares and plans every
+// statement once per tenant: at 10,000 tenants that made the service run
+// at 0.22× the plain app. The pool therefore routes each tenant's
+// statements to connections of its own home group (database.Router, see
+// the database package's doc): each connection serves a bounded share of
+// the tenants. That is a speed question, never an isolation one: RouteKey
+// only picks a connection, and the callbacks above decide, on every
+// connection alike, what a statement may reach.
 //
 // # Live catalog
 //
