@@ -63,12 +63,12 @@ func (r *Router) Groups() int { return len(r.groups) }
 
 // Group returns the index of the group ctx's statements go to first.
 func (r *Router) Group(ctx context.Context) int {
-	if len(r.groups) == 1 {
-		return 0
-	}
 	key, _ := r.key(ctx)
-	return int(fnv1a(key) % uint64(len(r.groups)))
+	return r.home(fnv1a(key))
 }
+
+// home is the index of the home group of a key hashed to h.
+func (r *Router) home(h uint64) int { return int(h % uint64(len(r.groups))) }
 
 // pick returns the group to run ctx's next statement or transaction on.
 func (r *Router) pick(ctx context.Context) *group {
@@ -77,16 +77,14 @@ func (r *Router) pick(ctx context.Context) *group {
 	}
 	key, keyed := r.key(ctx)
 	h := fnv1a(key)
-	home := &r.groups[h%uint64(len(r.groups))]
+	start := r.home(h)
+	home := &r.groups[start]
 	// A tenant its home group has served just before is a busy one, and
 	// may spread; statements without a tenant (catalog, migrations) may
 	// always spread. Seen before recording, so a request never sees itself.
 	hot := !keyed || home.seen(h)
 	home.record(h)
-	if hasRoom(home.db) {
-		return home
-	}
-	if !hot {
+	if !hot || hasRoom(home.db) {
 		// A quiet tenant waits for its home group rather than overflow:
 		// at thousands of tenants a home group is busy for about half of
 		// all requests, and overflowing them all would have every
@@ -96,23 +94,19 @@ func (r *Router) pick(ctx context.Context) *group {
 		// measured too, and lost at 10,000 tenants.
 		return home
 	}
-	start := int(h % uint64(len(r.groups)))
 	// Probe in a fixed order from home, so a hot tenant's overflow lands
-	// on the same few neighbours and stays prepared there.
-	for i := 1; i < len(r.groups); i++ {
-		g := &r.groups[(start+i)%len(r.groups)]
-		if hasRoom(g.db) {
-			r.overflows.Add(1)
-			return g
-		}
-	}
-	// Every group is busy: queue where the fewest callers already wait,
-	// as one shared pool would let the first free connection serve the
-	// next caller; waiting for one busy connection among many would make
-	// the tail as long as that connection's slowest statement.
+	// on the same few neighbours and stays prepared there. If every group
+	// is busy, queue where the fewest callers already wait, as one shared
+	// pool would let the first free connection serve the next caller;
+	// waiting for one busy connection among many would make the tail as
+	// long as that connection's slowest statement.
 	best := home
 	for i := 1; i < len(r.groups); i++ {
 		g := &r.groups[(start+i)%len(r.groups)]
+		if hasRoom(g.db) {
+			best = g
+			break
+		}
 		if g.pending.Load() < best.pending.Load() {
 			best = g
 		}
@@ -136,11 +130,9 @@ type group struct {
 	pending atomic.Int64
 }
 
-// enter marks a caller in g until the returned func is called.
-func (g *group) enter() func() {
-	g.pending.Add(1)
-	return func() { g.pending.Add(-1) }
-}
+// enter and leave bracket a caller's time inside one of g.db's methods.
+func (g *group) enter() { g.pending.Add(1) }
+func (g *group) leave() { g.pending.Add(-1) }
 
 // recentPicks is how many of a group's last statements decide whether a
 // tenant is hot. With a uniform load over n tenants per group, a quiet
@@ -182,28 +174,32 @@ func fnv1a(s string) uint64 {
 // PrepareContext prepares query on ctx's group.
 func (r *Router) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {
 	g := r.pick(ctx)
-	defer g.enter()()
+	g.enter()
+	defer g.leave()
 	return g.db.PrepareContext(ctx, query)
 }
 
 // ExecContext runs query on ctx's group.
 func (r *Router) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	g := r.pick(ctx)
-	defer g.enter()()
+	g.enter()
+	defer g.leave()
 	return g.db.ExecContext(ctx, query, args...)
 }
 
 // QueryContext runs query on ctx's group.
 func (r *Router) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	g := r.pick(ctx)
-	defer g.enter()()
+	g.enter()
+	defer g.leave()
 	return g.db.QueryContext(ctx, query, args...)
 }
 
 // QueryRowContext runs query on ctx's group.
 func (r *Router) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
 	g := r.pick(ctx)
-	defer g.enter()()
+	g.enter()
+	defer g.leave()
 	return g.db.QueryRowContext(ctx, query, args...)
 }
 
@@ -211,14 +207,16 @@ func (r *Router) QueryRowContext(ctx context.Context, query string, args ...any)
 // statement of the transaction then runs on that connection.
 func (r *Router) BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error) {
 	g := r.pick(ctx)
-	defer g.enter()()
+	g.enter()
+	defer g.leave()
 	return g.db.BeginTx(ctx, opts)
 }
 
 // PingContext checks that the database answers, through ctx's group.
 func (r *Router) PingContext(ctx context.Context) error {
 	g := r.pick(ctx)
-	defer g.enter()()
+	g.enter()
+	defer g.leave()
 	return g.db.PingContext(ctx)
 }
 
