@@ -57,7 +57,7 @@ func openStore(t *testing.T, driver string, skipTx bool, names ...string) *store
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = database.Close(base) })
-	trace := &tracingPool{pool: base.ConnPool}
+	trace := newTracingPool(base.ConnPool)
 	var dialector gorm.Dialector
 	if dialect == migrations.Postgres {
 		dialector = postgres.New(postgres.Config{Conn: trace})
@@ -191,10 +191,12 @@ func (c *stepClock) Last() time.Time {
 // tracingPool is the pool GORM is given: it passes everything to the real
 // pool and records each statement sent, including the BEGIN and COMMIT
 // of transactions, which GORM's logger never sees.
-type tracingPool struct {
-	pool gorm.ConnPool
-	mu   sync.Mutex
-	sent []string
+type tracingPool struct{ tracedConn }
+
+// tracingTx is a transaction of a tracingPool; it records into the same log.
+type tracingTx struct {
+	tracedConn
+	tx gorm.TxCommitter
 }
 
 var (
@@ -203,43 +205,61 @@ var (
 	_ gorm.TxCommitter      = (*tracingTx)(nil)
 )
 
-func (p *tracingPool) record(sql string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.sent = append(p.sent, sql)
+func newTracingPool(pool gorm.ConnPool) *tracingPool {
+	return &tracingPool{tracedConn{pool: pool, log: &statementLog{}}}
+}
+
+// statementLog is the statements a tracingPool and its transactions sent.
+type statementLog struct {
+	mu   sync.Mutex
+	sent []string
+}
+
+func (l *statementLog) record(sql string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sent = append(l.sent, sql)
 }
 
 // take returns the statements sent since the last take and forgets them.
 func (p *tracingPool) take() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	out := p.sent
-	p.sent = nil
+	l := p.log
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := l.sent
+	l.sent = nil
 	return out
 }
 
-func (p *tracingPool) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {
-	p.record("PREPARE " + query)
-	return p.pool.PrepareContext(ctx, query)
+// tracedConn records each statement into log and passes it to pool: the
+// part a pool and a transaction share.
+type tracedConn struct {
+	pool gorm.ConnPool
+	log  *statementLog
 }
 
-func (p *tracingPool) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	p.record(query)
-	return p.pool.ExecContext(ctx, query, args...)
+func (c tracedConn) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {
+	c.log.record("PREPARE " + query)
+	return c.pool.PrepareContext(ctx, query)
 }
 
-func (p *tracingPool) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	p.record(query)
-	return p.pool.QueryContext(ctx, query, args...)
+func (c tracedConn) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	c.log.record(query)
+	return c.pool.ExecContext(ctx, query, args...)
 }
 
-func (p *tracingPool) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	p.record(query)
-	return p.pool.QueryRowContext(ctx, query, args...)
+func (c tracedConn) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	c.log.record(query)
+	return c.pool.QueryContext(ctx, query, args...)
+}
+
+func (c tracedConn) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	c.log.record(query)
+	return c.pool.QueryRowContext(ctx, query, args...)
 }
 
 func (p *tracingPool) BeginTx(ctx context.Context, opts *sql.TxOptions) (gorm.ConnPool, error) {
-	p.record("BEGIN")
+	p.log.record("BEGIN")
 	var tx gorm.ConnPool
 	switch b := p.pool.(type) {
 	case gorm.TxBeginner:
@@ -261,45 +281,16 @@ func (p *tracingPool) BeginTx(ctx context.Context, opts *sql.TxOptions) (gorm.Co
 	if !ok {
 		return nil, fmt.Errorf("%T cannot commit", tx)
 	}
-	return &tracingTx{pool: tx, tx: c, parent: p}, nil
-}
-
-// tracingTx is a transaction of a tracingPool; it records into its parent.
-type tracingTx struct {
-	pool   gorm.ConnPool
-	tx     gorm.TxCommitter
-	parent *tracingPool
-}
-
-func (t *tracingTx) record(sql string) { t.parent.record(sql) }
-
-func (t *tracingTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	t.record(query)
-	return t.pool.ExecContext(ctx, query, args...)
-}
-
-func (t *tracingTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	t.record(query)
-	return t.pool.QueryContext(ctx, query, args...)
-}
-
-func (t *tracingTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	t.record(query)
-	return t.pool.QueryRowContext(ctx, query, args...)
-}
-
-func (t *tracingTx) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {
-	t.record("PREPARE " + query)
-	return t.pool.PrepareContext(ctx, query)
+	return &tracingTx{tracedConn: tracedConn{pool: tx, log: p.log}, tx: c}, nil
 }
 
 func (t *tracingTx) Commit() error {
-	t.record("COMMIT")
+	t.log.record("COMMIT")
 	return t.tx.Commit()
 }
 
 func (t *tracingTx) Rollback() error {
-	t.record("ROLLBACK")
+	t.log.record("ROLLBACK")
 	return t.tx.Rollback()
 }
 
