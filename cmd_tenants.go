@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -96,8 +97,79 @@ func tenantsCommand(stderr io.Writer) *cobra.Command {
 	}
 	cmd.AddCommand(list, add, remove,
 		status("suspend", "Stop serving a tenant (403), keeping its data", tenants.StatusSuspended),
-		status("resume", "Serve a suspended tenant again", tenants.StatusActive))
+		status("resume", "Serve a suspended tenant again", tenants.StatusActive),
+		limitsCommand(stderr))
 	return cmd
+}
+
+// limitsCommand is `tenantry tenants limits NAME [--rate N] [--burst N]
+// [--concurrency N]`: it sets the flags given, each 0 going back to the
+// configured default, and shows the tenant's limits as they now apply.
+// Without flags it only shows them.
+func limitsCommand(stderr io.Writer) *cobra.Command {
+	var rate float64
+	var burst, concurrency int
+	cmd := &cobra.Command{
+		Use:   "limits NAME [--rate N] [--burst N] [--concurrency N]",
+		Short: "Show or set a tenant's own rate and concurrency limits (0: the configured default)",
+		Long: `Show or set a tenant's own limits. Each flag given becomes the tenant's
+override of its tenancy.* default; 0 removes the override, so the default
+applies again. Flags left out keep their value. Every process applies the
+change within a second. Without flags the limits are only shown.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var ch tenants.LimitsChange
+			fl := cmd.Flags()
+			if fl.Changed("rate") {
+				ch.Rate = &rate
+			}
+			if fl.Changed("burst") {
+				ch.Burst = &burst
+			}
+			if fl.Changed("concurrency") {
+				ch.Concurrency = &concurrency
+			}
+			return withApp(cmd, stderr, func(ctx context.Context, a *app.App) error {
+				t, err := a.Catalog.SetLimits(ctx, args[0], ch)
+				if err != nil {
+					return err
+				}
+				return printLimits(cmd.OutOrStdout(), t, a.Limits.For(t))
+			})
+		},
+	}
+	cmd.Flags().Float64Var(&rate, "rate", 0, "requests per second, on average (0: tenancy.rate_limit)")
+	cmd.Flags().IntVar(&burst, "burst", 0, "requests at once above the rate (0: tenancy.rate_burst)")
+	cmd.Flags().IntVar(&concurrency, "concurrency", 0, "requests served at once (0: tenancy.max_concurrent_per_tenant)")
+	return cmd
+}
+
+// printLimits shows each limit that applies to t and whether it is t's
+// own or the configured default.
+func printLimits(w io.Writer, t *tenants.Tenant, eff tenants.Effective) error {
+	own := t.Limits()
+	show := func(v string, isOwn bool) string {
+		if isOwn {
+			return v + " (own)"
+		}
+		return v + " (default)"
+	}
+	num := func(n float64) string {
+		if n == 0 {
+			return "unlimited"
+		}
+		return strconv.FormatFloat(n, 'f', -1, 64)
+	}
+	// A burst is a burst above the rate: with no rate it means nothing.
+	burst := "-"
+	if eff.Rate > 0 {
+		burst = show(num(float64(eff.Burst)), own.Burst != nil)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tRATE/S\tBURST\tCONCURRENCY")
+	fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.Name, show(num(eff.Rate), own.Rate != nil),
+		burst, show(num(float64(eff.Concurrency)), own.Concurrency != nil))
+	return tw.Flush()
 }
 
 func printTenants(w io.Writer, ts []tenants.Tenant, asJSON bool) error {

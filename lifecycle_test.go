@@ -78,15 +78,15 @@ tenants:
 	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	start := func() (*exec.Cmd, *bytes.Buffer) {
+	start := func() (*exec.Cmd, *testenv.Buffer) {
 		cmd := exec.Command(bin, "serve", "--config", filepath.Join(dir, "config.yaml"))
-		var logs bytes.Buffer
-		cmd.Stderr = &logs
+		logs := &testenv.Buffer{}
+		cmd.Stderr = logs
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
 		testenv.WaitHealthy(t, "http://127.0.0.1:"+p1+"/healthz", 20*time.Second)
-		return cmd, &logs
+		return cmd, logs
 	}
 	cmd, logs := start()
 
@@ -96,16 +96,38 @@ tenants:
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	fmt.Fprintf(conn, "POST /api/users HTTP/1.1\r\nHost: 127.0.0.1:%s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", p1, len(body), body[:10])
-	time.Sleep(200 * time.Millisecond) // let the server start reading the request
+	// Expect: 100-continue makes the server say when the handler starts
+	// reading the body: past that interim answer the request is in
+	// flight, however slowly the machine got there.
+	fmt.Fprintf(conn, "POST /api/users HTTP/1.1\r\nHost: 127.0.0.1:%s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n", p1, len(body))
+	br := bufio.NewReader(conn)
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if interim, err := http.ReadResponse(br, nil); err != nil || interim.StatusCode != http.StatusContinue {
+		t.Fatalf("before the body: %v, %v; want 100 Continue\nlogs:\n%s", interim, err, logs)
+	}
+	_ = conn.SetReadDeadline(time.Time{})
+	if _, err := conn.Write([]byte(body[:10])); err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond) // shutdown has begun; the request is in flight
+	// Shutdown has begun once the process says so and its listener is
+	// closed; the request, half sent, is in flight across it.
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		if !strings.Contains(logs.String(), "shutting down") {
+			return false
+		}
+		c, err := net.DialTimeout("tcp", "127.0.0.1:"+p1, time.Second)
+		if err == nil {
+			_ = c.Close()
+		}
+		return err != nil
+	}, "shutdown beginning after SIGTERM")
 	if _, err := conn.Write([]byte(body[10:])); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
 		t.Fatalf("in-flight request: %v\nlogs:\n%s", err, logs)
 	}

@@ -25,7 +25,7 @@ func main() {
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "tenantry:", err)
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
 }
 
@@ -50,6 +50,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	})
 	root.AddCommand(migrateCommand(stderr))
 	root.AddCommand(tenantsCommand(stderr))
+	root.AddCommand(doctorCommand(stderr))
 	root.AddCommand(&cobra.Command{
 		Use:   "version",
 		Short: "Print the version",

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -89,9 +90,9 @@ func TestCLI(t *testing.T) {
 
 			status := mustCLI(t, dbc, "migrate", "status")
 			for _, want := range []string{
-				`(?m)^old\s+old\s+active\s+0\s+1$`,
-				`(?m)^acme\s+acme\s+active\s+1\s+0$`,
-				`code version 1 \(shared 1 of 1\): 3 tenants, 2 up to date, 1 behind, 0 ahead`,
+				`(?m)^old\s+old\s+active\s+0\s+2$`,
+				`(?m)^acme\s+acme\s+active\s+2\s+0$`,
+				`code version 2 \(shared 3 of 3\): 3 tenants, 2 up to date, 1 behind, 0 ahead`,
 			} {
 				if !regexp.MustCompile(want).MatchString(status) {
 					t.Errorf("migrate status: no match for %s in\n%s", want, status)
@@ -102,8 +103,8 @@ func TestCLI(t *testing.T) {
 			}
 
 			dry := mustCLI(t, dbc, "migrate", "--dry-run")
-			if !strings.Contains(dry, "dry run: 1 of 3 tenants would be migrated to version 1; 2 up to date") ||
-				!regexp.MustCompile(`old\s+0 → 1\s+0001_users`).MatchString(dry) {
+			if !strings.Contains(dry, "dry run: 1 of 3 tenants would be migrated to version 2; 2 up to date") ||
+				!regexp.MustCompile(`old\s+0 → 2\s+0001_users, 0002_idempotency_keys`).MatchString(dry) {
 				t.Errorf("migrate --dry-run:\n%s", dry)
 			}
 			if after := mustCLI(t, dbc, "migrate", "status"); after != status {
@@ -115,7 +116,7 @@ func TestCLI(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), "1 of 4 tenants") {
 				t.Errorf("migrate with a broken tenant: err = %v, want 1 of 4 failed", err)
 			}
-			if !strings.Contains(out, "4 tenants: 1 migrated to version 1, 2 up to date, 1 failed") ||
+			if !strings.Contains(out, "4 tenants: 1 migrated to version 2, 2 up to date, 1 failed") ||
 				!regexp.MustCompile(`(?m)^  broken: .*0001_users`).MatchString(out) {
 				t.Errorf("migrate report:\n%s", out)
 			}
@@ -129,7 +130,7 @@ func TestCLI(t *testing.T) {
 			if st.Behind != 1 || st.UpToDate != 3 {
 				t.Errorf("status after the run: %+v, want only broken behind", st)
 			}
-			if _, _, err := cli(t, dbc, "migrate", "--tenant", "nobody"); err == nil || !strings.Contains(err.Error(), "tenant not found") {
+			if _, _, err := cli(t, dbc, "migrate", "--tenant", "nobody"); !errors.Is(err, tenants.ErrNotFound) {
 				t.Errorf("migrate --tenant nobody: %v", err)
 			}
 
@@ -158,7 +159,7 @@ func TestCLI(t *testing.T) {
 			if got := strings.Join(names, ","); got != "acme=active,broken=active,old=active" {
 				t.Errorf("tenants list = %s", got)
 			}
-			if _, _, err := cli(t, dbc, "tenants", "suspend", "bolt"); err == nil || !strings.Contains(err.Error(), "tenant not found") {
+			if _, _, err := cli(t, dbc, "tenants", "suspend", "bolt"); !errors.Is(err, tenants.ErrNotFound) {
 				t.Errorf("suspend a removed tenant: %v", err)
 			}
 		})
@@ -221,7 +222,7 @@ func TestReadOnlyMigrateCommands(t *testing.T) {
 			run := func(args ...string) string { t.Helper(); return mustCLI(t, dbc, append(tc.args, args...)...) }
 			before, _ := dbObjects(t, dbc)
 
-			const fresh = "shared: version 0 of 1, pending: 0001_catalog; no tenants yet"
+			const fresh = "shared: version 0 of 3, pending: 0001_catalog, 0002_tenant_limits, 0003_tenant_removal; no tenants yet"
 			for _, c := range []struct {
 				args []string
 				want string
@@ -245,7 +246,7 @@ func TestReadOnlyMigrateCommands(t *testing.T) {
 			if err := json.Unmarshal([]byte(run("migrate", "--dry-run", "--json")), &dry); err != nil {
 				t.Fatal(err)
 			}
-			if dry.Shared.Version != 0 || dry.Shared.Latest != 1 || strings.Join(dry.Shared.Pending, ",") != "0001_catalog" || dry.Shared.Catalog || dry.Total != 0 {
+			if dry.Shared.Version != 0 || dry.Shared.Latest != 3 || strings.Join(dry.Shared.Pending, ",") != "0001_catalog,0002_tenant_limits,0003_tenant_removal" || dry.Shared.Catalog || dry.Total != 0 {
 				t.Errorf("migrate --dry-run --json on a fresh database: %+v", dry)
 			}
 			var st struct {
@@ -258,11 +259,10 @@ func TestReadOnlyMigrateCommands(t *testing.T) {
 			if err := json.Unmarshal([]byte(run("migrate", "status", "--json")), &st); err != nil {
 				t.Fatal(err)
 			}
-			if st.Shared != 0 || st.SharedLatest != 1 || strings.Join(st.SharedPending, ",") != "0001_catalog" || st.Catalog || st.Tenants == nil || len(st.Tenants) != 0 {
+			if st.Shared != 0 || st.SharedLatest != 3 || strings.Join(st.SharedPending, ",") != "0001_catalog,0002_tenant_limits,0003_tenant_removal" || st.Catalog || st.Tenants == nil || len(st.Tenants) != 0 {
 				t.Errorf("migrate status --json on a fresh database: %+v", st)
 			}
-			if _, _, err := cli(t, dbc, append(tc.args, "migrate", "--dry-run", "--tenant", "acme")...); err == nil ||
-				!strings.Contains(err.Error(), "tenant not found") {
+			if _, _, err := cli(t, dbc, append(tc.args, "migrate", "--dry-run", "--tenant", "acme")...); !errors.Is(err, tenants.ErrNotFound) {
 				t.Errorf("migrate --dry-run --tenant acme on a fresh database: err = %v, want tenant not found", err)
 			}
 			if after, records := dbObjects(t, dbc); strings.Join(after, ",") != strings.Join(before, ",") || records != 0 {
@@ -270,27 +270,27 @@ func TestReadOnlyMigrateCommands(t *testing.T) {
 			}
 
 			run("migrate")
-			if _, records := dbObjects(t, dbc); records != 1 {
-				t.Errorf("after migrate: %d shared records, want 1", records)
+			if _, records := dbObjects(t, dbc); records != 3 {
+				t.Errorf("after migrate: %d shared records, want 3", records)
 			}
-			if got, want := run("migrate", "status"), "code version 1 (shared 1 of 1): 0 tenants"; !strings.Contains(got, want) || strings.Contains(got, "pending") {
+			if got, want := run("migrate", "status"), "code version 2 (shared 3 of 3): 0 tenants"; !strings.Contains(got, want) || strings.Contains(got, "pending") {
 				t.Errorf("migrate status after migrate: %q does not show %q alone", got, want)
 			}
 			run("tenants", "add", "--name", "acme", "--host", "acme.test")
-			if got, want := run("migrate", "--dry-run"), "dry run: shared: version 1 of 1, up to date\n"+
-				"dry run: 0 of 1 tenants would be migrated to version 1; 1 up to date\n"; got != want {
+			if got, want := run("migrate", "--dry-run"), "dry run: shared: version 3 of 3, up to date\n"+
+				"dry run: 0 of 1 tenants would be migrated to version 2; 1 up to date\n"; got != want {
 				t.Errorf("migrate --dry-run after migrate:\n got %q\nwant %q", got, want)
 			}
 
 			// A shared migration pending under an existing catalog, as after
 			// upgrading to a binary with a new one: forget 0001's record.
 			forgetSharedRecords(t, dbc)
-			if got, want := run("migrate", "--dry-run"), "dry run: shared: version 0 of 1, pending: 0001_catalog\n"; !strings.HasPrefix(got, want) ||
+			if got, want := run("migrate", "--dry-run"), "dry run: shared: version 0 of 3, pending: 0001_catalog, 0002_tenant_limits, 0003_tenant_removal\n"; !strings.HasPrefix(got, want) ||
 				!strings.Contains(got, "1 up to date") {
 				t.Errorf("migrate --dry-run with a shared migration pending:\n got %q\nwant it to start %q and list acme up to date", got, want)
 			}
 			status := run("migrate", "status")
-			for _, want := range []string{`(?m)^acme\s+acme\s+active\s+1\s+0$`, `(?m)^code version 1 \(shared 0 of 1\)`, `(?m)^shared: version 0 of 1, pending: 0001_catalog$`} {
+			for _, want := range []string{`(?m)^acme\s+acme\s+active\s+2\s+0$`, `(?m)^code version 2 \(shared 0 of 3\)`, `(?m)^shared: version 0 of 3, pending: 0001_catalog, 0002_tenant_limits, 0003_tenant_removal$`} {
 				if !regexp.MustCompile(want).MatchString(status) {
 					t.Errorf("migrate status with a shared migration pending: no match for %s in\n%s", want, status)
 				}

@@ -21,9 +21,10 @@
 // loopback an empty admin.token makes the process generate a random token,
 // valid until it exits, and log it once at WARN (see app.Listen).
 //
-// Wrong tokens are throttled per client address (throttle.go): past
+// Wrong tokens are throttled per client network (throttle.go: an IPv4
+// address, an IPv6 /64, all of loopback together): past
 // FailedAuthBurst of them, one more per FailedAuthEvery, and meanwhile
-// every request from the address is 429 with Retry-After before its token
+// every request from the network is 429 with Retry-After before its token
 // is looked at. Requests without a token do not count.
 //
 // # Routes
@@ -45,7 +46,10 @@
 // A tenant is {"name","schema","status","schema_version","hosts",
 // "created_at","updated_at"}. DELETE keeps the tenant's data under an
 // archive name (returned as archived_as) unless drop_data=true, as
-// Catalog.Remove does. PATCH changes only the status: hosts have their own
+// Catalog.Remove does: it refuses the tenant's requests first (503) and
+// lets running ones drain, and answers 503 tenant-removal-blocked, having
+// removed nothing, when other work keeps the tenant's tables locked; the
+// tenant then shows "removing": true until the DELETE is sent again. PATCH changes only the status: hosts have their own
 // resource, so that every change is one catalog transaction.
 //
 // POST /admin/migrate starts a run of Catalog.Migrate in the background and

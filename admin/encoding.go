@@ -13,11 +13,12 @@ const (
 	mediaMergePatch = "application/merge-patch+json"
 )
 
+// writeJSON answers with v as JSON (problem.WriteJSON, as the tenant API
+// does). Nothing the admin API shows may be cached: it is the catalog as
+// it is now.
 func (s *Server) writeJSON(c *gin.Context, status int, v any) {
-	c.Header("Content-Type", "application/json; charset=utf-8")
 	c.Header("Cache-Control", "no-store")
-	c.Status(status)
-	if err := problem.EncodeJSON(c.Writer, v); err != nil {
+	if err := problem.WriteJSON(c.Writer, status, v); err != nil {
 		s.log.WarnContext(c.Request.Context(), "write admin response", "err", err)
 	}
 }

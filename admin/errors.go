@@ -3,13 +3,13 @@ package admin
 import (
 	"errors"
 	"net/http"
-	"strings"
 
 	"github.com/gin-gonic/gin"
 	"gorm.io/gorm"
 
+	"tenantry/fault"
+	"tenantry/middleware"
 	"tenantry/problem"
-	"tenantry/tenants"
 )
 
 // Problem is an RFC 9457 problem details object, the same as the tenant
@@ -39,62 +39,50 @@ var (
 		"This admin resource does not support the request's method.")
 	errMigrationRunning = newRequestError(http.StatusConflict, "migration-running", "Migration already running",
 		"A migration run is in progress on this instance; follow it with GET /admin/migrate.")
+	// errConcurrentChange is a unique index that refused a name or host
+	// another operator took between the catalog's check and its insert.
+	errConcurrentChange = newRequestError(http.StatusConflict, "conflict", "Conflict",
+		"A concurrent change used the same name or host; retry.")
 )
 
-// problemFor is the one place that maps an error to what the client sees.
-// The catalog's own messages for bad names and hosts are shown, since they
-// only restate the client's input and the rule it broke; anything not
-// recognised is a 500 whose details stay in the log.
+// problemFor is the one place that maps an error to what the client sees:
+// problem.From, shared with the tenant API, shows the catalog's errors by
+// their kind, code and message (which restate the operator's input and the
+// rule it broke, never a cause). The admin API adds one case of its own;
+// anything not recognised is a 500 whose details stay in the log.
 func problemFor(err error) (Problem, bool) {
 	if pr, ok := problem.From(err); ok {
 		return pr, true
 	}
-	p := func(status int, slug, title, detail string) Problem {
-		return problem.New(status, slug, title, detail).Problem
-	}
-	switch {
-	case errors.Is(err, tenants.ErrNotFound):
-		return p(http.StatusNotFound, "tenant-not-found", "Tenant not found", "No tenant has this name."), true
-	case errors.Is(err, tenants.ErrExists):
-		return p(http.StatusConflict, "tenant-exists", "Tenant already exists",
-			"Conflicts with an existing tenant: "+reason(err, tenants.ErrExists)+"."), true
-	case errors.Is(err, tenants.ErrHostTaken):
-		return p(http.StatusConflict, "host-taken", "Host taken",
-			"Host "+reason(err, tenants.ErrHostTaken)+" already belongs to another tenant."), true
-	case errors.Is(err, tenants.ErrInvalidName):
-		return p(http.StatusUnprocessableEntity, "invalid-name", "Invalid name", reason(err, tenants.ErrInvalidName)+"."), true
-	case errors.Is(err, tenants.ErrMalformedHost):
-		return p(http.StatusUnprocessableEntity, "invalid-host", "Invalid host", reason(err, tenants.ErrMalformedHost)+"."), true
-	case errors.Is(err, gorm.ErrDuplicatedKey):
+	if errors.Is(err, gorm.ErrDuplicatedKey) {
 		// Two operators raced on the same name or host; the loser retries
 		// and gets the precise answer.
-		return p(http.StatusConflict, "conflict", "Conflict", "A concurrent change used the same name or host; retry."), true
+		return errConcurrentChange.Problem, true
 	}
 	return problem.Internal(), false
 }
 
-// reason returns the message that the tenants package attached to
-// sentinel, without the sentinel's own text and any outer wrapping: for
-// `provision tenant "x": invalid name: schema "x" is reserved` it returns
-// `schema "x" is reserved`.
-func reason(err, sentinel error) string {
-	for e := err; e != nil; e = errors.Unwrap(e) {
-		if errors.Unwrap(e) == sentinel {
-			return strings.TrimPrefix(e.Error(), sentinel.Error()+": ")
-		}
+// message is what err says to the operator: the message of its
+// *fault.Error (such as `tenant name "X" must match …` from the catalog's
+// naming rules), for a request's own validation to list by field.
+func message(err error) string {
+	if fe, ok := fault.As(err); ok && fe.Message != "" {
+		return fe.Message
 	}
-	return sentinel.Error()
+	return "is invalid"
 }
 
 // respondError logs what the client must not see and writes the problem.
+// How each failure is logged (by kind, never per request for the
+// transient ones) is middleware.LogError's.
 func (s *Server) respondError(c *gin.Context, err error) {
 	pr, known := problemFor(err)
-	if !known {
-		s.log.ErrorContext(c.Request.Context(), "admin request failed", "err", err, "method", c.Request.Method, "path", c.Request.URL.Path)
-	}
+	middleware.LogError(c, s.log, "admin request failed", err, known)
 	s.writeProblem(c, pr)
 }
 
+// writeProblem writes pr as problem+json, with Retry-After on a 503 or
+// 429 (problem.Write).
 func (s *Server) writeProblem(c *gin.Context, pr Problem) {
 	if err := problem.Write(c.Writer, pr, c.Request.URL.Path); err != nil {
 		s.log.WarnContext(c.Request.Context(), "write admin problem", "err", err)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"tenantry/middleware"
 	"tenantry/tenants"
 )
 
@@ -85,7 +86,7 @@ func NewServer(d Deps) (*Server, error) {
 	// A redirect would answer before the route's own checks; a wrong path
 	// is a plain 404 problem.
 	e.RedirectTrailingSlash = false
-	e.Use(s.recover, s.accessLog, s.authenticate, s.limitBody)
+	e.Use(middleware.Recover(s.log, s.writeProblem), s.accessLog, s.authenticate, middleware.LimitBody(s.maxBody, s.tooLarge))
 	s.routes(e)
 	s.engine = e
 	return s, nil
@@ -169,35 +170,9 @@ func (s *Server) tokenMatches(token string) bool {
 	return subtle.ConstantTimeCompare(got[:], s.tokenHash[:]) == 1
 }
 
-// limitBody refuses bodies over maxBody: at once when Content-Length says
-// so, and while reading otherwise.
-func (s *Server) limitBody(c *gin.Context) {
-	if c.Request.ContentLength > s.maxBody {
-		s.respondError(c, errTooLarge)
-		c.Abort()
-		return
-	}
-	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.maxBody)
-	c.Next()
-}
-
-// recover turns a panic into a logged 500 problem instead of a dropped
-// connection.
-func (s *Server) recover(c *gin.Context) {
-	defer func() {
-		if v := recover(); v != nil {
-			if v == http.ErrAbortHandler {
-				panic(v)
-			}
-			s.log.ErrorContext(c.Request.Context(), "admin panic", "panic", v, "path", c.Request.URL.Path)
-			if !c.Writer.Written() {
-				s.respondError(c, fmt.Errorf("panic: %v", v))
-			}
-			c.Abort()
-		}
-	}()
-	c.Next()
-}
+// tooLarge answers a body whose Content-Length is over maxBody (see
+// middleware.LimitBody).
+func (s *Server) tooLarge(c *gin.Context) { s.respondError(c, errTooLarge) }
 
 // accessLog records every admin request at info level: they are operator
 // actions, few and worth an audit trail.

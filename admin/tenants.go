@@ -1,6 +1,9 @@
 package admin
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -10,6 +13,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"tenantry/fault"
 	"tenantry/problem"
 	"tenantry/tenants"
 )
@@ -21,13 +25,26 @@ type tenantView struct {
 	Status        tenants.Status `json:"status"`
 	SchemaVersion int            `json:"schema_version"`
 	Hosts         []string       `json:"hosts"`
-	CreatedAt     time.Time      `json:"created_at"`
-	UpdatedAt     time.Time      `json:"updated_at"`
+	Limits        limitsView     `json:"limits"`
+	// Removing is shown only when set: a removal is under way, or failed
+	// and must be sent again (tenants.ErrRemovalBlocked).
+	Removing  bool      `json:"removing,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// limitsView is a tenant's own limits; null is the configured default.
+type limitsView struct {
+	Rate        *float64 `json:"rate"`
+	Burst       *int     `json:"burst"`
+	Concurrency *int     `json:"concurrency"`
 }
 
 func viewOf(t *tenants.Tenant) tenantView {
+	l := t.Limits()
 	return tenantView{Name: t.Name, Schema: t.Schema, Status: t.Status, SchemaVersion: t.SchemaVersion,
-		Hosts: t.HostNames(), CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt}
+		Hosts: t.HostNames(), Limits: limitsView{Rate: l.Rate, Burst: l.Burst, Concurrency: l.Concurrency},
+		Removing: t.Removing, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt}
 }
 
 // tenantURL is where a tenant is found, for Location headers.
@@ -59,11 +76,11 @@ type createRequest struct {
 func (r createRequest) Valid() error {
 	var fields []FieldError
 	if err := tenants.ValidateName(r.Name); err != nil {
-		fields = append(fields, FieldError{Field: "name", Message: reason(err, tenants.ErrInvalidName)})
+		fields = append(fields, FieldError{Field: "name", Message: message(err)})
 	}
 	if r.Schema != "" {
 		if err := tenants.ValidateSchema(r.Schema); err != nil {
-			fields = append(fields, FieldError{Field: "schema", Message: reason(err, tenants.ErrInvalidName)})
+			fields = append(fields, FieldError{Field: "schema", Message: message(err)})
 		}
 	}
 	if len(r.Hosts) == 0 {
@@ -71,7 +88,7 @@ func (r createRequest) Valid() error {
 	}
 	for i, h := range r.Hosts {
 		if _, err := tenants.NormalizeHost(h, false); err != nil {
-			fields = append(fields, FieldError{Field: fmt.Sprintf("hosts[%d]", i), Message: reason(err, tenants.ErrMalformedHost)})
+			fields = append(fields, FieldError{Field: fmt.Sprintf("hosts[%d]", i), Message: message(err)})
 		}
 	}
 	if fields != nil {
@@ -104,15 +121,58 @@ func (s *Server) handleTenantShow(c *gin.Context) {
 }
 
 // patchRequest is the body of PATCH /admin/tenants/{name}, a JSON merge
-// patch. Only the status can change: names and schemas are fixed, and
-// hosts have their own resource so that each change is one transaction.
+// patch. Only the status and the limits can change: names and schemas are
+// fixed, and hosts have their own resource so that each change is one
+// transaction.
 type patchRequest struct {
 	Status *tenants.Status `json:"status"`
+	// Limits is merged as RFC 7396 says: a member left out keeps its
+	// value, a null one (or a null limits) goes back to the configured
+	// default, and so does 0.
+	Limits optional[limitsPatch] `json:"limits"`
+}
+
+// limitsPatch is the limits member of a tenant merge patch.
+type limitsPatch struct {
+	Rate        optional[float64] `json:"rate"`
+	Burst       optional[int]     `json:"burst"`
+	Concurrency optional[int]     `json:"concurrency"`
+}
+
+// change is the catalog change r asks for: nil for a limit r leaves
+// alone, 0 for one it returns to the default.
+func (r patchRequest) change() tenants.LimitsChange {
+	if !r.Limits.Set {
+		return tenants.LimitsChange{}
+	}
+	if r.Limits.Value == nil {
+		zero, zeroRate := 0, 0.0
+		return tenants.LimitsChange{Rate: &zeroRate, Burst: &zero, Concurrency: &zero}
+	}
+	l := r.Limits.Value
+	return tenants.LimitsChange{Rate: l.Rate.orZero(), Burst: l.Burst.orZero(), Concurrency: l.Concurrency.orZero()}
 }
 
 func (r patchRequest) Valid() error {
+	var fields []FieldError
 	if r.Status != nil && *r.Status != tenants.StatusActive && *r.Status != tenants.StatusSuspended {
-		return invalid(FieldError{Field: "status", Message: fmt.Sprintf("must be %q or %q", tenants.StatusActive, tenants.StatusSuspended)})
+		fields = append(fields, FieldError{Field: "status", Message: fmt.Sprintf("must be %q or %q", tenants.StatusActive, tenants.StatusSuspended)})
+	}
+	if err := r.change().Valid(); err != nil {
+		// Valid joins one ErrInvalidLimit per field, each naming it.
+		var joined interface{ Unwrap() []error }
+		errs := []error{err}
+		if errors.As(err, &joined) {
+			errs = joined.Unwrap()
+		}
+		for _, e := range errs {
+			if fe, ok := fault.As(e); ok {
+				fields = append(fields, FieldError{Field: "limits." + fe.Field, Message: fe.Message})
+			}
+		}
+	}
+	if fields != nil {
+		return invalid(fields...)
 	}
 	return nil
 }
@@ -122,12 +182,67 @@ func (s *Server) handleTenantPatch(c *gin.Context) {
 	if !s.read(c, &req, mediaMergePatch, mediaJSON) {
 		return
 	}
-	if req.Status == nil {
+	ch := req.change()
+	if req.Status == nil && ch.Empty() {
 		// An empty merge patch changes nothing.
 		s.handleTenantShow(c)
 		return
 	}
-	s.setStatus(c, *req.Status)
+	ctx, name := c.Request.Context(), c.Param("name")
+	var t *tenants.Tenant
+	var err error
+	// Status first, then limits: each is one catalog change, announced
+	// to every process as such.
+	if req.Status != nil {
+		t, err = s.catalog.SetStatus(ctx, name, *req.Status)
+	}
+	if err == nil && !ch.Empty() {
+		t, err = s.catalog.SetLimits(ctx, name, ch)
+	}
+	if err != nil {
+		s.respondError(c, err)
+		return
+	}
+	s.writeJSON(c, http.StatusOK, viewOf(t))
+}
+
+// optional is a member of a JSON merge patch: Set tells a member that is
+// present (Value nil for null) from one left out, which a plain pointer
+// cannot.
+type optional[T any] struct {
+	Set   bool
+	Value *T
+}
+
+// UnmarshalJSON records that the member is present; encoding/json calls
+// it for null too. An object member refuses unknown fields, as the
+// request's top level does.
+func (o *optional[T]) UnmarshalJSON(b []byte) error {
+	o.Set, o.Value = true, nil
+	if bytes.Equal(b, []byte("null")) {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var v T
+	if err := dec.Decode(&v); err != nil {
+		return err
+	}
+	o.Value = &v
+	return nil
+}
+
+// orZero is the member as a limits change: nil when left out, 0 when
+// null, the value otherwise.
+func (o optional[T]) orZero() *T {
+	switch {
+	case !o.Set:
+		return nil
+	case o.Value == nil:
+		var zero T
+		return &zero
+	}
+	return o.Value
 }
 
 func (s *Server) handleTenantSuspend(c *gin.Context) { s.setStatus(c, tenants.StatusSuspended) }
@@ -162,7 +277,16 @@ func (s *Server) handleTenantDelete(c *gin.Context) {
 		drop = b
 	}
 	name := c.Param("name")
-	archived, err := s.catalog.Remove(c.Request.Context(), name, drop)
+	// Once started, a removal keeps the tenant out of service until it
+	// completes, so it is not abandoned when the operator's client goes
+	// away; the request's deadline still bounds it.
+	ctx := context.WithoutCancel(c.Request.Context())
+	if d, ok := c.Request.Context().Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, d)
+		defer cancel()
+	}
+	archived, err := s.catalog.Remove(ctx, name, drop)
 	if err != nil {
 		s.respondError(c, err)
 		return
@@ -177,7 +301,7 @@ type hostRequest struct {
 
 func (r hostRequest) Valid() error {
 	if _, err := tenants.NormalizeHost(r.Host, false); err != nil {
-		return invalid(FieldError{Field: "host", Message: reason(err, tenants.ErrMalformedHost)})
+		return invalid(FieldError{Field: "host", Message: message(err)})
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"tenantry/config"
 	"tenantry/database"
 	"tenantry/handlers"
+	"tenantry/middleware"
 	"tenantry/migrations"
 	"tenantry/tenants"
 	"tenantry/web"
@@ -33,7 +35,9 @@ type App struct {
 	DB       *gorm.DB
 	Catalog  *tenants.Catalog
 	Resolver *tenants.Resolver
-	Handler  http.Handler
+	// Limits applies the tenants' rate and concurrency limits.
+	Limits  *tenants.Limiter
+	Handler http.Handler
 
 	// randomSessionKey is set when web.session_key was empty; Serve warns,
 	// so one-shot CLI commands do not.
@@ -54,6 +58,9 @@ type options struct {
 	adminOpenAPI     []byte
 	tenantMigrations migrations.Set
 	readOnly         bool
+	// health follows the database for the pool and the readiness check;
+	// Open makes it.
+	health *database.Health
 }
 
 // WithOpenAPI makes every tenant host serve spec at GET /openapi.yaml.
@@ -80,7 +87,8 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 	for _, opt := range opts {
 		opt(&o)
 	}
-	db, dialect, err := database.Open(ctx, cfg.Database, log, database.RouteBy(tenants.RouteKey))
+	o.health = database.NewHealth(log)
+	db, dialect, err := database.Open(ctx, cfg.Database, log, database.RouteBy(tenants.RouteKey), database.WithHealth(o.health))
 	if err != nil {
 		return nil, err
 	}
@@ -139,17 +147,25 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, db *gorm.DB
 		return nil, err
 	}
 	sessionKey, generated := web.SessionKey(cfg.Web.SessionKey)
+	limits := tenants.NewLimiter(tenants.LimitDefaults{Rate: cfg.Tenancy.RateLimit, Burst: cfg.Tenancy.RateBurst,
+		Concurrency: cfg.Tenancy.MaxConcurrentPerTenant, Wait: cfg.Tenancy.ConcurrencyWait}, tenants.LimiterLog(log))
+	// Bounded (database.ReadyTimeout) so that /readyz answers in time
+	// during any fault, and reported to the same Health as every statement.
+	ready := func(ctx context.Context) error { return o.health.Check(ctx, pool.PingContext) }
 	h := handlers.New(handlers.Deps{
 		Log:        log,
 		Scope:      scope,
 		Tenants:    mw,
-		Ready:      pool.PingContext,
+		Limits:     limits,
+		Ready:      ready,
 		MaxBody:    cfg.Server.MaxBodyBytes,
 		OpenAPI:    o.openAPI,
 		Pages:      pages,
 		SessionKey: sessionKey,
 	})
-	return &App{Config: cfg, Log: log, DB: db, Catalog: catalog, Resolver: resolver, Handler: h,
+	// Every request of the tenant listeners gets server.request_timeout.
+	handler := middleware.Deadline(h, cfg.Server.RequestTimeout, nil)
+	return &App{Config: cfg, Log: log, DB: db, Catalog: catalog, Resolver: resolver, Limits: limits, Handler: handler,
 		randomSessionKey: generated, adminOpenAPI: o.adminOpenAPI}, nil
 }
 
@@ -289,7 +305,8 @@ func (a *App) Serve(ctx context.Context, lns []net.Listener) error {
 		all = append(all, served{a.httpServer(ctx, a.Handler), ln, "tenants"})
 	}
 	if a.adminLn != nil {
-		all = append(all, served{a.httpServer(ctx, a.admin), a.adminLn, "admin"})
+		h := middleware.Deadline(a.admin, sc.RequestTimeout, adminOutlasts)
+		all = append(all, served{a.httpServer(ctx, h), a.adminLn, "admin"})
 	}
 	errc := make(chan error, len(all))
 	for _, s := range all {
@@ -352,6 +369,16 @@ func (a *App) Serve(ctx context.Context, lns []net.Listener) error {
 		}
 	}
 	return errors.Join(append([]error{serveErr}, errs...)...)
+}
+
+// adminOutlasts reports the admin requests that keep no request
+// deadline: starting a migration run (the run itself goes on in the
+// background, on the admin server's own context, so a deadline on its
+// request would bound nothing but the start), and the profiles, which run
+// for as many seconds as the operator asks.
+func adminOutlasts(r *http.Request) bool {
+	return (r.Method == http.MethodPost && r.URL.Path == "/admin/migrate") ||
+		strings.HasPrefix(r.URL.Path, "/debug/pprof/")
 }
 
 // httpServer returns a server for h with the configured timeouts. Its

@@ -61,12 +61,10 @@ func (c *cluster) start(t *testing.T, name, token string) *instance {
 			t.Logf("log of instance %s:\n%s", name, in.log.String())
 		}
 	})
-	deadline := time.Now().Add(20 * time.Second)
-	for status(t, in.addr, "seed.test") != http.StatusOK {
-		if time.Now().After(deadline) {
-			t.Fatalf("instance %s not serving within 20s; log:\n%s", name, in.log.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if !testenv.Poll(ctx, func() bool { return status(t, in.addr, "seed.test") == http.StatusOK }) {
+		t.Fatalf("instance %s not serving within 20s; log:\n%s", name, in.log.String())
 	}
 	if token == "" {
 		// No admin.token: the process made one up and logged it once.
@@ -134,12 +132,8 @@ func propagation(t *testing.T, on *instance, host string, want int, change func(
 	defer cancel()
 	seen := make(chan time.Time, 1)
 	go func() {
-		for ctx.Err() == nil {
-			if status(t, on.addr, host) == want {
-				seen <- time.Now()
-				return
-			}
-			time.Sleep(5 * time.Millisecond)
+		if testenv.Poll(ctx, func() bool { return status(t, on.addr, host) == want }) {
+			seen <- time.Now()
 		}
 	}()
 	start := time.Now()

@@ -3,9 +3,11 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"os"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -42,6 +44,11 @@ type Server struct {
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
 	// MaxBodyBytes is the largest request body accepted (413 beyond it).
 	MaxBodyBytes int64 `mapstructure:"max_body_bytes"`
+	// RequestTimeout is the deadline of every request's context, tenant
+	// API, pages and admin API alike; every statement runs under it, so a
+	// stalled database answers 503 after it rather than holding the
+	// request. It must be below WriteTimeout, or the 503 cannot be sent.
+	RequestTimeout time.Duration `mapstructure:"request_timeout"`
 }
 
 // Admin configures the operator API. It is never served on a tenant port.
@@ -70,6 +77,19 @@ type Database struct {
 	// sent at connect time (it carries no tenant state); empty leaves the
 	// server's setting.
 	PlanCacheMode string `mapstructure:"plan_cache_mode"`
+	// StatementTimeout is PostgreSQL's statement_timeout for every
+	// connection, sent at connect time: a backstop above
+	// server.request_timeout for statements whose client stopped waiting.
+	// 0 leaves the server's setting.
+	StatementTimeout time.Duration `mapstructure:"statement_timeout"`
+	// LockTimeout bounds how long a statement waits for a lock: PostgreSQL's
+	// lock_timeout (0 leaves the server's setting), and SQLite's
+	// busy_timeout, the wait for another writer (0: no wait at all). On
+	// SQLite it must be below server.request_timeout.
+	LockTimeout time.Duration `mapstructure:"lock_timeout"`
+	// ConnectTimeout is how long Open keeps retrying a database that does
+	// not answer at start-up before giving up; 0 tries once.
+	ConnectTimeout time.Duration `mapstructure:"connect_timeout"`
 }
 
 // DefaultStatementCache is the prepared statements kept per connection
@@ -109,7 +129,38 @@ type Tenancy struct {
 	// RefreshInterval is how often the whole catalog is reloaded into the
 	// resolver's cache, so changes made by other processes are seen.
 	RefreshInterval time.Duration `mapstructure:"refresh_interval"`
+	// MaxConcurrentPerTenant bounds how many requests of one tenant are
+	// served at once, so that one tenant cannot hold every database
+	// connection; 0 means unlimited. Left unset, Load makes it
+	// DefaultMaxConcurrent(database.max_open_conns). A tenant's own
+	// override in the catalog takes precedence.
+	MaxConcurrentPerTenant int `mapstructure:"max_concurrent_per_tenant"`
+	// ConcurrencyWait is how long a request over its tenant's concurrency
+	// limit waits for a slot before it is refused with 429; 0 refuses at
+	// once.
+	ConcurrencyWait time.Duration `mapstructure:"concurrency_wait"`
+	// RateLimit is the requests per second each tenant may send, on
+	// average; 0 means unlimited. A tenant's override takes precedence.
+	RateLimit float64 `mapstructure:"rate_limit"`
+	// RateBurst is how many requests a tenant may send at once above its
+	// rate; 0 picks the rate rounded up (at least 1).
+	RateBurst int `mapstructure:"rate_burst"`
 }
+
+// DefaultMaxConcurrent is tenancy.max_concurrent_per_tenant when it is not
+// set: half the pool, at least 1, so that one tenant never holds more than
+// half the connections and the other half stays free for everyone else.
+func DefaultMaxConcurrent(maxOpenConns int) int {
+	return max(maxOpenConns/2, 1)
+}
+
+// DefaultConcurrencyWait is tenancy.concurrency_wait when it is not set:
+// long enough for a burst to be served from the queue rather than
+// refused (a slot turns over in milliseconds), short enough that a tenant
+// which keeps more requests in flight than its limit learns it within a
+// second, with a 429 and Retry-After, instead of queueing up to its
+// request deadline.
+const DefaultConcurrencyWait = time.Second
 
 // TenantSeed is a tenant that start-up makes sure exists.
 type TenantSeed struct {
@@ -150,6 +201,7 @@ func Default() Config {
 			IdleTimeout:       120 * time.Second,
 			ShutdownTimeout:   20 * time.Second,
 			MaxBodyBytes:      1 << 20,
+			RequestTimeout:    10 * time.Second,
 		},
 		Admin: Admin{Listen: "127.0.0.1:9000"},
 		Database: Database{
@@ -158,11 +210,18 @@ func Default() Config {
 			MaxOpenConns:    16,
 			MaxIdleConns:    16,
 			ConnMaxLifetime: 30 * time.Minute,
+			// Above server.request_timeout: a backstop, not the bound.
+			StatementTimeout: 15 * time.Second,
+			LockTimeout:      5 * time.Second,
+			ConnectTimeout:   30 * time.Second,
 		},
 		Tenancy: Tenancy{
 			Strategy:         "", // derived from the driver in Load
 			NegativeCacheTTL: 5 * time.Second,
 			RefreshInterval:  30 * time.Second,
+			// Derived from database.max_open_conns by Load when unset.
+			MaxConcurrentPerTenant: DefaultMaxConcurrent(16),
+			ConcurrencyWait:        DefaultConcurrencyWait,
 		},
 		Tenants: []TenantSeed{
 			{Name: "localhost1", Schema: "localhost1", Hosts: []string{"localhost:5000", "127.0.0.1:5000"}},
@@ -246,6 +305,9 @@ func Load(fs *pflag.FlagSet) (Config, error) {
 	if c.Tenancy.Strategy == "" {
 		c.Tenancy.Strategy = DefaultStrategy(c.Database.Driver)
 	}
+	if !v.IsSet("tenancy.max_concurrent_per_tenant") {
+		c.Tenancy.MaxConcurrentPerTenant = DefaultMaxConcurrent(c.Database.MaxOpenConns)
+	}
 	if err := c.Validate(); err != nil {
 		return Config{}, err
 	}
@@ -271,6 +333,9 @@ type key struct {
 // aDuration is what every duration key accepts.
 const aDuration = "a positive duration such as 5s, 1m30s or 250ms"
 
+// aZeroDuration is what a duration key accepts where 0 disables it.
+const aZeroDuration = "a duration such as 5s or 250ms, or 0 to disable"
+
 // EnvPrefix starts the name of every environment variable Load reads.
 const EnvPrefix = "TENANTRY"
 
@@ -284,6 +349,7 @@ var keys = []key{
 	{name: "server.idle_timeout", allowed: aDuration, decode: decodeAs[time.Duration]},
 	{name: "server.shutdown_timeout", allowed: aDuration, decode: decodeAs[time.Duration]},
 	{name: "server.max_body_bytes", allowed: "a positive whole number of bytes such as 1048576", decode: decodeAs[int64]},
+	{name: "server.request_timeout", allowed: aDuration + ", below server.write_timeout", decode: decodeAs[time.Duration]},
 	{name: "admin.listen", allowed: "a host:port address, or empty to disable", emptyOK: true},
 	{name: "admin.token", allowed: "any text; empty generates one per process on loopback", emptyOK: true},
 	{name: "database.driver", allowed: strings.Join(Drivers, ", ")},
@@ -294,19 +360,59 @@ var keys = []key{
 	{name: "database.pool_groups", allowed: "a whole number from 0 (automatic) to database.max_open_conns", decode: decodeAs[int64]},
 	{name: "database.statement_cache_capacity", allowed: "a whole number from 0 (automatic) to 65536", decode: decodeAs[int64]},
 	{name: "database.plan_cache_mode", allowed: "auto, force_generic_plan, force_custom_plan, or empty for the server's setting", emptyOK: true},
+	{name: "database.statement_timeout", allowed: aZeroDuration, decode: decodeAs[time.Duration]},
+	{name: "database.lock_timeout", allowed: aZeroDuration, decode: decodeAs[time.Duration]},
+	{name: "database.connect_timeout", allowed: "a duration such as 30s, or 0 to try once", decode: decodeAs[time.Duration]},
 	{name: "tenancy.strategy", allowed: strings.Join(Strategies, ", ") + "; empty picks the driver's default", emptyOK: true},
 	{name: "tenancy.negative_cache_ttl", allowed: aDuration, decode: decodeAs[time.Duration]},
 	{name: "tenancy.refresh_interval", allowed: aDuration, decode: decodeAs[time.Duration]},
+	{name: "tenancy.max_concurrent_per_tenant", allowed: "a whole number, 0 for unlimited", decode: decodeAs[int64]},
+	{name: "tenancy.concurrency_wait", allowed: "a duration such as 500ms, 0 to refuse at once", decode: decodeAs[time.Duration]},
+	{name: "tenancy.rate_limit", allowed: "requests per second such as 50 or 0.5, 0 for unlimited", decode: decodeAs[float64]},
+	{name: "tenancy.rate_burst", allowed: "a whole number, 0 for the rate rounded up", decode: decodeAs[int64]},
 	{name: "tenants", allowed: "a list of tenants in the config file; empty for none", emptyOK: true},
 	{name: "log.level", allowed: strings.Join(LogLevels, ", ")},
 	{name: "log.format", allowed: strings.Join(LogFormats, ", ")},
 	{name: "web.session_key", allowed: "any text; empty signs with a random key", emptyOK: true},
 }
 
-// decodeAs decodes key into a T the way Unmarshal does, hooks included.
+// decodeAs decodes key into a T the way Unmarshal does, hooks included,
+// after refusing what Unmarshal would change without a word (see exact).
 func decodeAs[T any](v *viper.Viper, key string) error {
 	var x T
+	if err := exact(x, v.Get(key)); err != nil {
+		return err
+	}
 	return v.UnmarshalKey(key, &x)
+}
+
+// exact refuses a YAML number that decoding into target's type would
+// silently change (found by FuzzConfigLoad): a bare number for a duration
+// is read as nanoseconds (read_timeout: 5 would be 5ns, 1.5 would be 1ns,
+// though TENANTRY_SERVER_READ_TIMEOUT=5 is refused for its missing unit),
+// and a fraction or a number beyond int64 for a whole number is truncated
+// or wrapped (max_body_bytes: 1.5 would be 1, 1e30 negative or, on some
+// CPUs, the largest int64). 0 needs no unit: it means the same in any.
+func exact(target, val any) error {
+	if _, ok := val.(time.Duration); ok {
+		return nil // a default, already exact
+	}
+	n := reflect.ValueOf(val)
+	switch target.(type) {
+	case time.Duration:
+		switch {
+		case n.CanInt() && n.Int() != 0, n.CanUint() && n.Uint() != 0, n.CanFloat() && n.Float() != 0:
+			return fmt.Errorf("a duration needs a unit")
+		}
+	case int64:
+		switch {
+		case n.CanUint() && n.Uint() > math.MaxInt64:
+			return fmt.Errorf("out of range")
+		case n.CanFloat() && (n.Float() != math.Trunc(n.Float()) || n.Float() < math.MinInt64 || n.Float() >= math.MaxInt64):
+			return fmt.Errorf("not a whole number in range")
+		}
+	}
+	return nil
 }
 
 // checkKeys reports every key whose environment variable is set but empty
@@ -348,6 +454,7 @@ func setDefaults(v *viper.Viper, d Config) {
 	v.SetDefault("server.idle_timeout", d.Server.IdleTimeout)
 	v.SetDefault("server.shutdown_timeout", d.Server.ShutdownTimeout)
 	v.SetDefault("server.max_body_bytes", d.Server.MaxBodyBytes)
+	v.SetDefault("server.request_timeout", d.Server.RequestTimeout)
 	v.SetDefault("admin.listen", d.Admin.Listen)
 	v.SetDefault("admin.token", d.Admin.Token)
 	v.SetDefault("database.driver", d.Database.Driver)
@@ -358,9 +465,19 @@ func setDefaults(v *viper.Viper, d Config) {
 	v.SetDefault("database.pool_groups", d.Database.PoolGroups)
 	v.SetDefault("database.statement_cache_capacity", d.Database.StatementCacheCapacity)
 	v.SetDefault("database.plan_cache_mode", d.Database.PlanCacheMode)
+	v.SetDefault("database.statement_timeout", d.Database.StatementTimeout)
+	v.SetDefault("database.lock_timeout", d.Database.LockTimeout)
+	v.SetDefault("database.connect_timeout", d.Database.ConnectTimeout)
 	v.SetDefault("tenancy.strategy", d.Tenancy.Strategy)
 	v.SetDefault("tenancy.negative_cache_ttl", d.Tenancy.NegativeCacheTTL)
 	v.SetDefault("tenancy.refresh_interval", d.Tenancy.RefreshInterval)
+	// tenancy.max_concurrent_per_tenant has no default here: Load derives
+	// it from database.max_open_conns when nothing sets it. Binding its
+	// variable makes the key known to Unmarshal all the same.
+	_ = v.BindEnv("tenancy.max_concurrent_per_tenant")
+	v.SetDefault("tenancy.concurrency_wait", d.Tenancy.ConcurrencyWait)
+	v.SetDefault("tenancy.rate_limit", d.Tenancy.RateLimit)
+	v.SetDefault("tenancy.rate_burst", d.Tenancy.RateBurst)
 	v.SetDefault("log.level", d.Log.Level)
 	v.SetDefault("log.format", d.Log.Format)
 	v.SetDefault("web.session_key", d.Web.SessionKey)
@@ -403,6 +520,7 @@ func (c Config) Validate() error {
 		"server.write_timeout":       c.Server.WriteTimeout,
 		"server.idle_timeout":        c.Server.IdleTimeout,
 		"server.shutdown_timeout":    c.Server.ShutdownTimeout,
+		"server.request_timeout":     c.Server.RequestTimeout,
 		"tenancy.negative_cache_ttl": c.Tenancy.NegativeCacheTTL,
 		"tenancy.refresh_interval":   c.Tenancy.RefreshInterval,
 	} {
@@ -441,7 +559,20 @@ func (c Config) Validate() error {
 		bad("database.statement_cache_capacity", c.Database.StatementCacheCapacity, "0 (automatic) to 65536")
 	}
 	oneOf("database.plan_cache_mode", c.Database.PlanCacheMode, PlanCacheModes)
+	c.validateDeadlines(bad)
 	oneOf("tenancy.strategy", c.Tenancy.Strategy, Strategies)
+	if c.Tenancy.MaxConcurrentPerTenant < 0 {
+		bad("tenancy.max_concurrent_per_tenant", c.Tenancy.MaxConcurrentPerTenant, "0 (unlimited) or more")
+	}
+	if c.Tenancy.ConcurrencyWait < 0 {
+		bad("tenancy.concurrency_wait", c.Tenancy.ConcurrencyWait, "0 (refuse at once) or a positive duration")
+	}
+	if r := c.Tenancy.RateLimit; r < 0 || math.IsNaN(r) || math.IsInf(r, 0) {
+		bad("tenancy.rate_limit", r, "0 (unlimited) or a positive number of requests per second")
+	}
+	if c.Tenancy.RateBurst < 0 {
+		bad("tenancy.rate_burst", c.Tenancy.RateBurst, "0 (the rate rounded up) or more")
+	}
 	if c.Tenancy.Strategy == "schema" && c.Database.Driver != "postgres" {
 		bad("tenancy.strategy", `"schema"`, `"prefix" when database.driver is "sqlite"`)
 	}
@@ -473,4 +604,28 @@ func isLoopback(host string) bool {
 	}
 	ip, err := netip.ParseAddr(host)
 	return err == nil && ip.IsLoopback()
+}
+
+// validateDeadlines checks the request deadline against the timeouts that
+// must fit inside it: the 503 of an expired request has to be written
+// before server.write_timeout closes the connection, and on SQLite a
+// writer waiting for another (busy_timeout) has to give up before the
+// request's deadline, since that wait does not watch the deadline.
+func (c Config) validateDeadlines(bad func(key string, val any, allowed string)) {
+	if rt := c.Server.RequestTimeout; rt > 0 && c.Server.WriteTimeout > 0 && rt >= c.Server.WriteTimeout {
+		bad("server.request_timeout", rt, fmt.Sprintf("a duration below server.write_timeout (%v)", c.Server.WriteTimeout))
+	}
+	for key, d := range map[string]time.Duration{
+		"database.statement_timeout": c.Database.StatementTimeout,
+		"database.lock_timeout":      c.Database.LockTimeout,
+		"database.connect_timeout":   c.Database.ConnectTimeout,
+	} {
+		if d < 0 {
+			bad(key, d, "0 or a positive duration such as 5s")
+		}
+	}
+	if c.Database.Driver == "sqlite" && c.Server.RequestTimeout > 0 && c.Database.LockTimeout >= c.Server.RequestTimeout {
+		bad("database.lock_timeout", c.Database.LockTimeout,
+			fmt.Sprintf("a duration below server.request_timeout (%v) on SQLite, where it is the wait for another writer", c.Server.RequestTimeout))
+	}
 }

@@ -76,6 +76,7 @@ func dump(c config.Config) string {
 	b.WriteString(strings.Join(c.Server.Listen, ","))
 	b.WriteString("|" + c.Database.Driver + "|" + c.Database.DSN + "|" + c.Tenancy.Strategy + "|" + c.Admin.Listen)
 	b.WriteString("|" + c.Server.ShutdownTimeout.String() + "|" + c.Tenancy.NegativeCacheTTL.String())
+	fmt.Fprintf(&b, "|limits %d %s %g %d", c.Tenancy.MaxConcurrentPerTenant, c.Tenancy.ConcurrencyWait, c.Tenancy.RateLimit, c.Tenancy.RateBurst)
 	for _, t := range c.Tenants {
 		b.WriteString("|" + t.Name + ":" + t.Schema + ":" + strings.Join(t.Hosts, ","))
 	}
@@ -131,6 +132,11 @@ func TestInvalidValuesNameTheKey(t *testing.T) {
 		{map[string]string{"TENANTRY_DATABASE_MAX_OPEN_CONNS": "0"}, "database.max_open_conns", "1 or more"},
 		{map[string]string{"TENANTRY_ADMIN_LISTEN": "0.0.0.0:9000"}, "admin.token", "loopback"},
 		{map[string]string{"TENANTRY_ADMIN_LISTEN": ":5000"}, "admin", ""},
+		{map[string]string{"TENANTRY_TENANCY_MAX_CONCURRENT_PER_TENANT": "-1"}, "tenancy.max_concurrent_per_tenant", "0 (unlimited) or more"},
+		{map[string]string{"TENANTRY_TENANCY_CONCURRENCY_WAIT": "-1s"}, "tenancy.concurrency_wait", "0 (refuse at once)"},
+		{map[string]string{"TENANTRY_TENANCY_RATE_LIMIT": "-5"}, "tenancy.rate_limit", "0 (unlimited) or a positive number"},
+		{map[string]string{"TENANTRY_TENANCY_RATE_LIMIT": "NaN"}, "tenancy.rate_limit", "0 (unlimited) or a positive number"},
+		{map[string]string{"TENANTRY_TENANCY_RATE_BURST": "-1"}, "tenancy.rate_burst", "0 (the rate rounded up) or more"},
 	} {
 		t.Run(tc.wantKey, func(t *testing.T) {
 			chdir(t)
@@ -185,6 +191,14 @@ func TestUndecodableValuesNameTheKey(t *testing.T) {
 			wantKey: "database.max_idle_conns", want: []string{`"1.5"`, "0 to database.max_open_conns"}},
 		{name: "bytes with a unit", env: map[string]string{"TENANTRY_SERVER_MAX_BODY_BYTES": "1MB"},
 			wantKey: "server.max_body_bytes", want: []string{`"1MB"`, "whole number of bytes"}},
+		{name: "concurrency as a word", env: map[string]string{"TENANTRY_TENANCY_MAX_CONCURRENT_PER_TENANT": "half"},
+			wantKey: "tenancy.max_concurrent_per_tenant", want: []string{`"half"`, "0 for unlimited"}},
+		{name: "rate with a unit", env: map[string]string{"TENANTRY_TENANCY_RATE_LIMIT": "50/s"},
+			wantKey: "tenancy.rate_limit", want: []string{`"50/s"`, "requests per second"}},
+		{name: "burst with a fraction", env: map[string]string{"TENANTRY_TENANCY_RATE_BURST": "2.5"},
+			wantKey: "tenancy.rate_burst", want: []string{`"2.5"`, "whole number"}},
+		{name: "wait without unit", env: map[string]string{"TENANTRY_TENANCY_CONCURRENCY_WAIT": "500"},
+			wantKey: "tenancy.concurrency_wait", want: []string{`"500"`, "such as 500ms"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := chdir(t)
@@ -265,6 +279,10 @@ func TestEmptyEnvironmentVariables(t *testing.T) {
 		{"tenancy.strategy", "prefix"},
 		{"tenancy.negative_cache_ttl", ""},
 		{"tenancy.refresh_interval", ""},
+		{"tenancy.max_concurrent_per_tenant", ""},
+		{"tenancy.concurrency_wait", ""},
+		{"tenancy.rate_limit", ""},
+		{"tenancy.rate_burst", ""},
 		{"tenants", "0"},
 		{"log.level", ""},
 		{"log.format", ""},
@@ -315,4 +333,134 @@ func TestFlagOverridesEmptyVariable(t *testing.T) {
 	if c.Database.DSN != "other.db" || c.Admin.Listen != "127.0.0.1:9100" {
 		t.Errorf("dsn, admin.listen = %q, %q; want the flags' other.db, 127.0.0.1:9100", c.Database.DSN, c.Admin.Listen)
 	}
+}
+
+// TestTenantLimits: the per-tenant limits' defaults, the concurrency
+// limit derived from the pool unless it is set (0 included: unlimited),
+// and values from a file and the environment.
+func TestTenantLimits(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		env   map[string]string
+		file  string
+		want  config.Tenancy
+		check func(config.Tenancy) config.Tenancy
+	}{
+		{name: "defaults", want: config.Tenancy{MaxConcurrentPerTenant: 8, ConcurrencyWait: time.Second}},
+		{name: "half of a larger pool", env: map[string]string{"TENANTRY_DATABASE_MAX_OPEN_CONNS": "40", "TENANTRY_DATABASE_MAX_IDLE_CONNS": "40"},
+			want: config.Tenancy{MaxConcurrentPerTenant: 20, ConcurrencyWait: time.Second}},
+		{name: "never below one", env: map[string]string{"TENANTRY_DATABASE_MAX_OPEN_CONNS": "1", "TENANTRY_DATABASE_MAX_IDLE_CONNS": "1"},
+			want: config.Tenancy{MaxConcurrentPerTenant: 1, ConcurrencyWait: time.Second}},
+		{name: "0 from the environment is unlimited", env: map[string]string{"TENANTRY_TENANCY_MAX_CONCURRENT_PER_TENANT": "0"},
+			want: config.Tenancy{MaxConcurrentPerTenant: 0, ConcurrencyWait: time.Second}},
+		{name: "0 from a file is unlimited", file: "database:\n  max_open_conns: 64\n  max_idle_conns: 64\ntenancy:\n  max_concurrent_per_tenant: 0\n",
+			want: config.Tenancy{MaxConcurrentPerTenant: 0, ConcurrencyWait: time.Second}},
+		{name: "every key from a file", file: "tenancy:\n  max_concurrent_per_tenant: 3\n  concurrency_wait: 250ms\n  rate_limit: 12.5\n  rate_burst: 40\n",
+			want: config.Tenancy{MaxConcurrentPerTenant: 3, ConcurrencyWait: 250 * time.Millisecond, RateLimit: 12.5, RateBurst: 40}},
+		{name: "every key from the environment", env: map[string]string{"TENANTRY_TENANCY_MAX_CONCURRENT_PER_TENANT": "5",
+			"TENANTRY_TENANCY_CONCURRENCY_WAIT": "0s", "TENANTRY_TENANCY_RATE_LIMIT": "0.5", "TENANTRY_TENANCY_RATE_BURST": "2"},
+			want: config.Tenancy{MaxConcurrentPerTenant: 5, RateLimit: 0.5, RateBurst: 2}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := chdir(t)
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			if tc.file != "" {
+				if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(tc.file), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c, err := config.Load(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := c.Tenancy
+			got.Strategy, got.NegativeCacheTTL, got.RefreshInterval = "", 0, 0
+			if got != tc.want {
+				t.Errorf("limits = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+	if d := config.Default().Tenancy.MaxConcurrentPerTenant; d != config.DefaultMaxConcurrent(config.Default().Database.MaxOpenConns) {
+		t.Errorf("Default() concurrency %d is not derived from its own pool", d)
+	}
+}
+
+// TestDeadlines: the deadline keys' defaults, their empty and invalid
+// values, and the limits they must keep relative to each other.
+func TestDeadlines(t *testing.T) {
+	t.Run("defaults", func(t *testing.T) {
+		chdir(t)
+		c, err := config.Load(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			key       string
+			got, want time.Duration
+		}{
+			{"server.request_timeout", c.Server.RequestTimeout, 10 * time.Second},
+			{"database.statement_timeout", c.Database.StatementTimeout, 15 * time.Second},
+			{"database.lock_timeout", c.Database.LockTimeout, 5 * time.Second},
+			{"database.connect_timeout", c.Database.ConnectTimeout, 30 * time.Second},
+		} {
+			if tc.got != tc.want {
+				t.Errorf("%s = %v, want %v", tc.key, tc.got, tc.want)
+			}
+		}
+	})
+	t.Run("zero disables", func(t *testing.T) {
+		chdir(t)
+		t.Setenv("TENANTRY_DATABASE_DRIVER", "postgres")
+		t.Setenv("TENANTRY_DATABASE_DSN", "postgres://x")
+		for _, k := range []string{"STATEMENT_TIMEOUT", "LOCK_TIMEOUT", "CONNECT_TIMEOUT"} {
+			t.Setenv("TENANTRY_DATABASE_"+k, "0")
+		}
+		c, err := config.Load(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := c.Database; d.StatementTimeout != 0 || d.LockTimeout != 0 || d.ConnectTimeout != 0 {
+			t.Errorf("timeouts = %v %v %v, want all 0", d.StatementTimeout, d.LockTimeout, d.ConnectTimeout)
+		}
+	})
+	for _, tc := range []struct {
+		name    string
+		env     map[string]string
+		wantKey string
+		want    string
+	}{
+		{"request timeout empty", map[string]string{"TENANTRY_SERVER_REQUEST_TIMEOUT": ""}, "server.request_timeout", "is set but empty"},
+		{"request timeout zero", map[string]string{"TENANTRY_SERVER_REQUEST_TIMEOUT": "0"}, "server.request_timeout", "positive duration"},
+		{"request timeout not below write timeout", map[string]string{"TENANTRY_SERVER_REQUEST_TIMEOUT": "30s"}, "server.request_timeout", "below server.write_timeout (30s)"},
+		{"statement timeout negative", map[string]string{"TENANTRY_DATABASE_STATEMENT_TIMEOUT": "-1s"}, "database.statement_timeout", "0 or a positive duration"},
+		{"statement timeout undecodable", map[string]string{"TENANTRY_DATABASE_STATEMENT_TIMEOUT": "soon"}, "database.statement_timeout", "or 0 to disable"},
+		{"lock timeout empty", map[string]string{"TENANTRY_DATABASE_LOCK_TIMEOUT": ""}, "database.lock_timeout", "is set but empty"},
+		{"connect timeout undecodable", map[string]string{"TENANTRY_DATABASE_CONNECT_TIMEOUT": "30"}, "database.connect_timeout", "or 0 to try once"},
+		{"sqlite lock timeout above the request's", map[string]string{"TENANTRY_DATABASE_LOCK_TIMEOUT": "10s"}, "database.lock_timeout", "below server.request_timeout (10s) on SQLite"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			chdir(t)
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			_, err := config.Load(nil)
+			if err == nil {
+				t.Fatalf("Load accepted %v", tc.env)
+			}
+			if !strings.Contains(err.Error(), "config: "+tc.wantKey+": ") || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q should name %q and say %q", err, tc.wantKey, tc.want)
+			}
+		})
+	}
+	t.Run("postgres lock timeout may exceed the request's", func(t *testing.T) {
+		chdir(t)
+		t.Setenv("TENANTRY_DATABASE_DRIVER", "postgres")
+		t.Setenv("TENANTRY_DATABASE_DSN", "postgres://x")
+		t.Setenv("TENANTRY_DATABASE_LOCK_TIMEOUT", "20s")
+		if _, err := config.Load(nil); err != nil {
+			t.Errorf("Load: %v; on PostgreSQL the request deadline cancels a lock wait itself", err)
+		}
+	})
 }

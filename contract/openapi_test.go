@@ -194,6 +194,7 @@ type exchange struct {
 	from        string // loopback source address (127.0.0.2, ...), when not the default
 	contentType string
 	body        string
+	key         string // Idempotency-Key header, when set
 	want        int
 	// docAllows says that the server refuses the request for a reason the
 	// document cannot state (a limit of the database's layout), so the
@@ -225,6 +226,9 @@ func (c *checker) do(t *testing.T, x exchange) []byte {
 	}
 	if x.auth != "" {
 		req.Header.Set("Authorization", x.auth)
+	}
+	if x.key != "" {
+		req.Header.Set("Idempotency-Key", x.key)
 	}
 	client := http.DefaultClient
 	if x.from != "" {
@@ -301,6 +305,13 @@ func rejectsRequest(status int) bool {
 // pages, are not part of this document.
 func checkRoutes(t *testing.T, doc *openapi3.T, h http.Handler) {
 	t.Helper()
+	for {
+		u, ok := h.(interface{ Unwrap() http.Handler })
+		if !ok {
+			break
+		}
+		h = u.Unwrap()
+	}
 	e, ok := h.(*gin.Engine)
 	if !ok {
 		t.Fatalf("the app's handler is a %T, not a *gin.Engine; list its routes another way", h)
@@ -453,6 +464,7 @@ func exerciseEveryStatus(t *testing.T, c *checker, env *testenv.Env) {
 	// Delete.
 	c.do(t, exchange{method: "DELETE", url: u1 + "/api/users/" + bob, want: 204})
 	c.do(t, exchange{method: "DELETE", url: u1 + "/api/users/" + bob, want: 404})
+	exerciseIdempotencyKeys(t, c, env)
 
 	// Another tenant does not see tenant1's user, and an unknown host is
 	// no tenant at all.
@@ -470,6 +482,20 @@ func exerciseEveryStatus(t *testing.T, c *checker, env *testenv.Env) {
 		c.do(t, exchange{method: p.method, url: env.URL2 + p.path, contentType: p.contentType, body: p.body, want: 403})
 	}
 	if _, err := env.App.Catalog.SetStatus(ctx, "tenant2", tenants.StatusActive); err != nil {
+		t.Fatal(err)
+	}
+
+	// A tenant over its rate answers 429 on every route: one request every
+	// 1,000 s, of which the first is spent at once.
+	rate, burst, zero := 0.001, 1, 0.0
+	if _, err := env.App.Catalog.SetLimits(ctx, "tenant2", tenants.LimitsChange{Rate: &rate, Burst: &burst}); err != nil {
+		t.Fatal(err)
+	}
+	c.do(t, exchange{method: "GET", url: env.URL2 + "/api/users", want: 200})
+	for _, p := range probes("1") {
+		c.do(t, exchange{method: p.method, url: env.URL2 + p.path, contentType: p.contentType, body: p.body, want: 429})
+	}
+	if _, err := env.App.Catalog.SetLimits(ctx, "tenant2", tenants.LimitsChange{Rate: &zero, Burst: new(int)}); err != nil {
 		t.Fatal(err)
 	}
 

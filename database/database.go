@@ -3,9 +3,9 @@ package database
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,7 +14,6 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
-	"gorm.io/gorm/logger"
 
 	"tenantry/config"
 	"tenantry/migrations"
@@ -23,15 +22,32 @@ import (
 // Option adjusts how Open builds the pool.
 type Option func(*options)
 
-type options struct{ route RouteKey }
+type options struct {
+	route  RouteKey
+	health *Health
+	slow   time.Duration
+}
 
 // RouteBy makes the pool route each statement by key (see Router); without
-// it every statement goes to the first group, with overflow.
+// it every statement goes to the first group, with overflow. The key also
+// tells tenant statements apart for Classify's ErrGone.
 func RouteBy(key RouteKey) Option { return func(o *options) { o.route = key } }
+
+// WithHealth makes the pool report every statement's outcome to h, which
+// logs the database's changes of state; without it Open makes its own.
+// Pass the Health the readiness check uses, so both feed one log.
+func WithHealth(h *Health) Option { return func(o *options) { o.health = h } }
 
 // Open connects to the configured database, checks that it answers, and
 // returns the pool with its dialect. GORM's error translation is on, so a
-// unique violation is gorm.ErrDuplicatedKey on both databases.
+// unique violation is gorm.ErrDuplicatedKey on both databases, and every
+// error of the pool is classified (Classify): a database that is down, a
+// statement out of time, a deadlock are *fault.Error values of their own
+// kind by the time a caller sees them.
+//
+// A PostgreSQL server that does not answer yet is retried with backoff
+// for database.connect_timeout (see connect), so that the service and its
+// database may start in any order.
 //
 // The pool is a Router: on PostgreSQL database.max_open_conns connections
 // split into Config.Groups() groups, each a *sql.DB of its own with a
@@ -61,11 +77,25 @@ func Open(ctx context.Context, c config.Database, log *slog.Logger, opts ...Opti
 		return nil, "", err
 	}
 	router := NewRouter(groups, o.route)
+	// Before GORM: its SQLite dialector queries the version as it opens,
+	// and GORM logs a failure there as "failed to initialize database".
+	if err := connect(ctx, router.PingContext, c, log); err != nil {
+		_ = router.Close()
+		return nil, "", err
+	}
+	health := o.health
+	if health == nil {
+		health = NewHealth(log)
+	}
+	slow := slowStatement
+	if o.slow != 0 {
+		slow = o.slow
+	}
 	var dialector gorm.Dialector
 	if dialect == migrations.Postgres {
-		dialector = postgres.New(postgres.Config{Conn: router})
+		dialector = pgDialector{postgres.New(postgres.Config{Conn: router}).(*postgres.Dialector)}
 	} else {
-		dialector = &sqlite.Dialector{Conn: router}
+		dialector = sqliteDialector{&sqlite.Dialector{Conn: router}}
 	}
 	db, err := gorm.Open(dialector, &gorm.Config{
 		TranslateError: true,
@@ -77,26 +107,40 @@ func Open(ctx context.Context, c config.Database, log *slog.Logger, opts ...Opti
 		// Microseconds in UTC: what PostgreSQL keeps, so a value read back
 		// equals the value the API acknowledged.
 		NowFunc: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
-		Logger: expectedErrors{logger.NewSlogLogger(log, logger.Config{
-			SlowThreshold:             500 * time.Millisecond,
-			LogLevel:                  logger.Warn,
-			IgnoreRecordNotFoundError: true,
-			ParameterizedQueries:      true,
-		})},
-		// Open pings below, with a deadline.
+		Logger:  newLogger(log, health, slow),
+		// connect has pinged already, with retries and a deadline.
 		DisableAutomaticPing: true,
 	})
+	if err == nil {
+		err = classifier{route: o.route}.register(db)
+	}
 	if err != nil {
 		_ = router.Close()
 		return nil, "", fmt.Errorf("open %s: %w", c.Driver, err)
 	}
-	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if err := router.PingContext(pingCtx); err != nil {
-		_ = router.Close()
-		return nil, "", fmt.Errorf("connect to %s: %w", c.Driver, err)
-	}
 	return db, dialect, nil
+}
+
+// pgDialector and sqliteDialector are GORM's dialectors with every error
+// they translate classified too: GORM passes each error it records
+// (statements, BEGIN, COMMIT) through Translate, so this is the one place
+// that sees them all. They embed the dialector itself, so every optional
+// interface GORM looks for (savepoints, the migrator) stays available.
+// Translate has no context, so it never reads a missing table as a tenant
+// gone; the classifier callback, which has the statement's, does.
+type (
+	pgDialector     struct{ *postgres.Dialector }
+	sqliteDialector struct{ *sqlite.Dialector }
+)
+
+// Translate maps a unique violation to gorm.ErrDuplicatedKey, as GORM's
+// dialector does, and classifies the rest.
+func (d pgDialector) Translate(err error) error { return classify(d.Dialector.Translate(err), false) }
+
+// Translate maps a unique violation to gorm.ErrDuplicatedKey, as GORM's
+// dialector does, and classifies the rest.
+func (d sqliteDialector) Translate(err error) error {
+	return classify(d.Dialector.Translate(err), false)
 }
 
 // postgresGroups opens Groups() pools that share max_open_conns and
@@ -107,10 +151,19 @@ func postgresGroups(c config.Database) ([]*sql.DB, error) {
 		return nil, fmt.Errorf("database.dsn: %w", err)
 	}
 	pc.StatementCacheCapacity = c.StatementCache()
+	// Startup parameters, not SETs: they hold for the connection's life
+	// and say nothing about any tenant.
 	if c.PlanCacheMode != "" {
-		// A startup parameter, not a SET: it holds for the connection's
-		// life and says nothing about any tenant.
 		pc.RuntimeParams["plan_cache_mode"] = c.PlanCacheMode
+	}
+	// Backstops under the request deadline: a statement whose client
+	// stopped waiting (its connection lost, the cancel request lost)
+	// still ends, and a lock wait ends before the request's deadline.
+	if c.StatementTimeout > 0 {
+		pc.RuntimeParams["statement_timeout"] = milliseconds(c.StatementTimeout)
+	}
+	if c.LockTimeout > 0 {
+		pc.RuntimeParams["lock_timeout"] = milliseconds(c.LockTimeout)
 	}
 	n := c.Groups()
 	groups := make([]*sql.DB, n)
@@ -135,6 +188,13 @@ func staggered(life time.Duration, n, i int) time.Duration {
 	return life + life*time.Duration(i)/time.Duration(2*n)
 }
 
+// milliseconds renders d as PostgreSQL reads a timeout setting without a
+// unit, rounded up: a sub-millisecond timeout must not become 0, which
+// means none.
+func milliseconds(d time.Duration) string {
+	return strconv.FormatInt(int64((d+time.Millisecond-1)/time.Millisecond), 10)
+}
+
 // share is group i's part of total split over n groups.
 func share(total, n, i int) int {
 	s := total / n
@@ -149,7 +209,7 @@ func share(total, n, i int) int {
 // avoids SQLITE_BUSY on read-then-write transactions. WAL still lets the
 // file be read by other processes.
 func sqliteGroups(c config.Database) ([]*sql.DB, error) {
-	g, err := sql.Open(sqlite.DriverName, sqliteDSN(c.DSN))
+	g, err := sql.Open(sqlite.DriverName, sqliteDSN(c.DSN, c.LockTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
@@ -159,26 +219,16 @@ func sqliteGroups(c config.Database) ([]*sql.DB, error) {
 	return []*sql.DB{g}, nil
 }
 
-// expectedErrors keeps GORM from logging, as errors, outcomes the
-// application expects and answers itself: a duplicate key is a 409, not a
-// fault. Slow statements are still logged.
-type expectedErrors struct{ logger.Interface }
-
-func (l expectedErrors) LogMode(level logger.LogLevel) logger.Interface {
-	return expectedErrors{l.Interface.LogMode(level)}
-}
-
-func (l expectedErrors) Trace(ctx context.Context, begin time.Time, fc func() (string, int64), err error) {
-	if errors.Is(err, gorm.ErrDuplicatedKey) {
-		err = nil
-	}
-	l.Interface.Trace(ctx, begin, fc, err)
-}
-
 // sqliteDSN adds the pragmas tenantry relies on unless the DSN sets them.
-func sqliteDSN(dsn string) string {
+// busy_timeout, how long a writer waits for another process's write lock,
+// is database.lock_timeout: that wait does not watch the request's
+// context, so it must end before the request's deadline (config checks
+// that it is below server.request_timeout) for a locked database to
+// answer 503 in time.
+func sqliteDSN(dsn string, busy time.Duration) string {
 	var add []string
-	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "foreign_keys(1)", "synchronous(FULL)"} {
+	busyPragma := "busy_timeout(" + milliseconds(busy) + ")"
+	for _, p := range []string{busyPragma, "journal_mode(WAL)", "foreign_keys(1)", "synchronous(FULL)"} {
 		name := p[:strings.IndexByte(p, '(')]
 		if !strings.Contains(dsn, name) {
 			add = append(add, "_pragma="+p)

@@ -76,4 +76,35 @@
 //     tenant.
 //   - SQLite is always one connection, one group: routing changes nothing
 //     there.
+//
+// # Bad days
+//
+// Every error that leaves the pool is classified (Classify): GORM passes
+// each error it records through the dialector's Translate, which Open
+// wraps, and a callback after every other one classifies each statement's
+// error knowing whether the statement was a tenant's. A caller therefore
+// sees a *fault.Error of kind Unavailable (the server is down, restarting,
+// refusing or out of connections), Timeout (the request's deadline, a
+// statement or lock timeout, SQLite's busy_timeout), Contention (deadlock,
+// serialization failure), Gone (a tenant's table or schema vanished under
+// it: the tenant was removed) or Canceled, with the driver's error kept as
+// the cause for the log; the HTTP side maps kinds to statuses (503, 404).
+//
+// Nothing waits unbounded. Each request's context carries
+// server.request_timeout to every statement and to the wait for a pooled
+// connection; database.statement_timeout and database.lock_timeout are
+// sent to PostgreSQL at connect time as backstops; on SQLite,
+// database.lock_timeout is the busy_timeout, kept below the request
+// deadline because the driver's wait for another writer does not watch
+// the context. A readiness check pings within ReadyTimeout.
+//
+// An outage is logged as a change of state, not per statement: the GORM
+// logger hands every outcome to a Health, which logs one line when the
+// database becomes unavailable, a count every HealthReportEvery while it
+// stays so, and one line when it answers again. The same logger renders
+// no value into any statement it logs, at any level: placeholders only.
+//
+// At start-up, Open retries a PostgreSQL server that does not answer, with
+// backoff, for database.connect_timeout, and then fails with a message
+// naming the server's address and the time waited.
 package database

@@ -31,7 +31,9 @@ func (s *Server) handleReady(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 	defer cancel()
 	if err := s.Ready(ctx); err != nil {
-		s.Log.WarnContext(ctx, "not ready", "err", err)
+		// The database package logs the outage once (database.Health);
+		// a line per probe would repeat it every few seconds.
+		s.Log.DebugContext(ctx, "not ready", "err", err)
 		s.writeProblem(c, problem.New(http.StatusServiceUnavailable, "not-ready", "Not ready", "The database does not answer.").Problem)
 		return
 	}

@@ -17,8 +17,7 @@ func (s *Server) writeJSON(c *gin.Context, status int, v any) {
 		s.writeAppended(c, status, a)
 		return
 	}
-	c.Status(status)
-	if err := problem.EncodeJSON(c.Writer, v); err != nil {
+	if err := problem.WriteJSON(c.Writer, status, v); err != nil {
 		s.Log.WarnContext(c.Request.Context(), "write response", "err", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"tenantry/middleware"
 	"tenantry/models"
 	"tenantry/problem"
 	"tenantry/tenants"
@@ -19,47 +20,42 @@ var (
 	errNoRoute  = problem.New(http.StatusNotFound, "not-found", "Not found", "No resource exists at this path.")
 	errNoMethod = problem.New(http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed",
 		"This resource does not support the request's method.")
-	errUserNotFound = problem.New(http.StatusNotFound, "user-not-found", "User not found",
-		"No user with this id exists in this workspace.")
+	// errUserNotFound is models.ErrNotFound: an id that is not even a
+	// number names no user either.
+	errUserNotFound = models.ErrNotFound
+	// errMalformedHost is how the tenant API shows tenants.ErrMalformedHost.
+	errMalformedHost = problem.New(http.StatusNotFound, "unknown-host", "Unknown host", "The Host header is not a valid host name.")
 )
 
-// problemFor is the one place that maps an error to what the client sees.
-// Anything not recognised is a 500 whose details stay in the log.
+// problemFor is the one place that maps an error to what the client sees:
+// problem.From, the mapping both APIs share, and the two cases the tenant
+// API shows in its own way. Anything not recognised is a 500 whose details
+// stay in the log.
 func problemFor(err error) (Problem, bool) {
-	if pr, ok := problem.From(err); ok {
+	switch {
+	case errors.Is(err, tenants.ErrMalformedHost):
+		// To the admin API a malformed host is the operator's input (422
+		// invalid-host). Here it is the Host header of a request, and a
+		// host no workspace can be served on: it answers as an unknown
+		// host does (openapi.yaml), never with the parser's words.
+		return errMalformedHost.Problem, true
+	case errors.Is(err, models.ErrEmailTaken):
+		// The form shows the field's message next to the email input, in
+		// the words of the other field messages ("must not be empty").
+		pr, _ := problem.From(err)
+		pr.Errors = []problem.FieldError{{Field: "email", Message: "is already used in this workspace"}}
 		return pr, true
 	}
-	p := func(status int, slug, title, detail string) Problem {
-		return problem.New(status, slug, title, detail).Problem
-	}
-	switch {
-	case errors.Is(err, models.ErrNotFound):
-		return errUserNotFound.Problem, true
-	case errors.Is(err, models.ErrEmailTaken):
-		return problem.New(http.StatusConflict, "email-taken", "Email already used",
-			"Another user in this workspace already has this email address.",
-			problem.FieldError{Field: "email", Message: "is already used in this workspace"}).Problem, true
-	case errors.Is(err, tenants.ErrMalformedHost):
-		return p(http.StatusNotFound, "unknown-host", "Unknown host", "The Host header is not a valid host name."), true
-	case errors.Is(err, tenants.ErrUnknownHost):
-		return p(http.StatusNotFound, "unknown-host", "Unknown host", "No workspace is served on this host."), true
-	case errors.Is(err, tenants.ErrSuspended):
-		return p(http.StatusForbidden, "tenant-suspended", "Workspace suspended", "This workspace is suspended."), true
-	case errors.Is(err, tenants.ErrBehind):
-		return p(http.StatusServiceUnavailable, "tenant-migrating", "Workspace being upgraded",
-			"This workspace's data is being upgraded; try again shortly."), true
-	}
-	return problem.Internal(), false
+	return problem.From(err)
 }
 
 // respondError logs what the client must not see and writes the problem:
 // problem+json for programs, or the same Problem as an HTML page for
-// people, as writeProblem decides.
+// people, as writeProblem decides. How each failure is logged (by kind,
+// never per request for the transient ones) is middleware.LogError's.
 func (s *Server) respondError(c *gin.Context, err error) {
 	pr, known := problemFor(err)
-	if !known {
-		s.Log.ErrorContext(c.Request.Context(), "request failed", "err", err, "method", c.Request.Method, "path", c.Request.URL.Path)
-	}
+	middleware.LogError(c, s.Log, "request failed", err, known)
 	s.writeProblem(c, pr)
 }
 
@@ -67,14 +63,12 @@ func (s *Server) respondError(c *gin.Context, err error) {
 // problem+json and an HTML page (wantsHTML), so respondError, the panic
 // handler and every route answer alike.
 //
-// A 503 (a tenant being migrated) carries Retry-After in both formats, as
-// openapi.yaml promises; problem.Write sets it for problem+json, so that
-// the admin API's 503s carry it too.
+// A 503 or 429 carries Retry-After in both formats, as openapi.yaml
+// promises: problem.Write sets it for problem+json, and the page gets it
+// from the same problem.SetRetryAfter.
 func (s *Server) writeProblem(c *gin.Context, pr Problem) {
 	if s.wantsHTML(c) {
-		if pr.Status == http.StatusServiceUnavailable {
-			c.Header("Retry-After", "5")
-		}
+		problem.SetRetryAfter(c.Writer.Header(), pr)
 		s.writeProblemHTML(c, pr)
 		return
 	}

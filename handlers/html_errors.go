@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"fmt"
 	"mime"
 	"net/http"
 	"strconv"
@@ -118,13 +119,34 @@ var errCrossOrigin = problem.New(http.StatusForbidden, "cross-origin", "Request 
 // site but different origins. Requests with neither header (curl, Postman,
 // other programs) pass, because no browser sends them without one and they
 // carry no ambient credentials to abuse.
+//
+// Behind a trusted proxy (server.trusted_proxies) that forwarded the
+// client's host or scheme, the Host header is the proxy's upstream, not
+// what the browser put in Origin, so an Origin is compared instead with
+// the origin the client used (tenants.Middleware.Origin): same scheme, host
+// and port. Forwarding headers from anyone else change nothing.
+// Sec-Fetch-Site needs no such care: the browser computed it against the
+// very origin it sent the request to.
 func (s *Server) sameOrigin(c *gin.Context) {
+	req := c.Request
 	// The zero value trusts no other origin and has no bypass; building it
 	// per request keeps Server free of shared mutable state.
 	var cop http.CrossOriginProtection
-	if err := cop.Check(c.Request); err != nil {
-		s.Log.WarnContext(c.Request.Context(), "cross-origin request refused", "reason", err, "method", c.Request.Method,
-			"path", c.Request.URL.Path, "origin", c.GetHeader("Origin"), "sec_fetch_site", c.GetHeader("Sec-Fetch-Site"))
+	err := cop.Check(req)
+	// Only the case CrossOriginProtection decides by the Host header is
+	// decided again: an unsafe method, no Sec-Fetch-Site, an Origin.
+	unsafe := req.Method != http.MethodGet && req.Method != http.MethodHead && req.Method != http.MethodOptions
+	if origin := req.Header.Get("Origin"); unsafe && origin != "" && req.Header.Get("Sec-Fetch-Site") == "" {
+		if o, oerr := s.Tenants.Origin(req); oerr == nil && o.Forwarded {
+			err = nil
+			if !o.Matches(origin) {
+				err = fmt.Errorf("origin %q is not the client's %s://%s, as forwarded by a trusted proxy", origin, o.Scheme, o.Host)
+			}
+		}
+	}
+	if err != nil {
+		s.Log.WarnContext(req.Context(), "cross-origin request refused", "reason", err, "method", req.Method,
+			"path", req.URL.Path, "origin", c.GetHeader("Origin"), "sec_fetch_site", c.GetHeader("Sec-Fetch-Site"))
 		s.respondError(c, errCrossOrigin)
 		c.Abort()
 		return

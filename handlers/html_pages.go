@@ -37,9 +37,15 @@ func (s *Server) layout(c *gin.Context, title string) web.Layout {
 	return l
 }
 
-// flash is the request's tenant's flash message store.
+// flash is the request's tenant's flash message store. Its cookie is
+// Secure when the client used https, which behind a TLS-terminating
+// trusted proxy only X-Forwarded-Proto tells (tenants.Middleware.Origin).
 func (s *Server) flash(c *gin.Context) web.Flash {
+	o, err := s.Tenants.Origin(c.Request)
 	f := web.Flash{Key: s.SessionKey, Secure: c.Request.TLS != nil}
+	if err == nil {
+		f.Secure = o.Scheme == "https"
+	}
 	if t, ok := tenants.FromContext(c.Request.Context()); ok {
 		f.Tenant = t.Name
 	}
@@ -78,11 +84,15 @@ func userForm(r *http.Request, maxMemory int64) (models.UserInput, error) {
 	} else {
 		err = r.ParseForm()
 	}
-	var mb *http.MaxBytesError
 	switch {
-	case errors.As(err, &mb), errors.Is(err, multipart.ErrMessageTooLarge):
+	case errors.Is(err, multipart.ErrMessageTooLarge):
 		return models.UserInput{}, errTooLarge
 	case err != nil:
+		// Too large (413) or too slow (408) wherever it happened, even
+		// after a malformed part, rather than a 400 for the wrong reason.
+		if pe := problem.BodyError(r.Body, err); pe != nil {
+			return models.UserInput{}, pe
+		}
 		return models.UserInput{}, errMalformedForm
 	}
 	field := func(name string) *string {

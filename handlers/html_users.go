@@ -17,7 +17,10 @@ import (
 // (Post/Redirect/Get): after an edit or a deletion the first page, after
 // an addition the page that shows the new user. A form with mistakes is
 // shown again with what was typed and the domain's message next to each
-// field.
+// field. Every form carries a fresh one-time token in a hidden field,
+// which idempotency.go takes as the post's idempotency key: the same form
+// posted twice adds, changes or deletes once, and both posts get the
+// first answer.
 
 func (s *Server) handlePageRoot(c *gin.Context) {
 	c.Redirect(http.StatusFound, "/users")
@@ -93,6 +96,7 @@ func (s *Server) renderUsers(c *gin.Context, status, page int, flash string, for
 		return
 	}
 	form.Action, form.Submit, form.Inline = "/users", "Add user", true
+	form.Token = newFormToken() // a fresh one, also when the form is shown again
 	v := web.UsersView{Layout: s.layout(c, "Users"), Users: list.Users, Total: list.Total, Page: page,
 		Pages: pageCount(list.Total), Form: form}
 	v.Flash = flash
@@ -128,6 +132,7 @@ func (s *Server) pageUser(c *gin.Context) (models.User, *gorm.DB, bool) {
 
 func (s *Server) editView(c *gin.Context, u models.User, form web.UserForm) web.EditView {
 	form.Action, form.Submit, form.Cancel = fmt.Sprintf("/users/%d", u.ID), "Save changes", "/users"
+	form.Token = newFormToken()
 	return web.EditView{Layout: s.layout(c, "Edit user"), User: u, Form: form}
 }
 
@@ -171,7 +176,7 @@ func (s *Server) handlePageUserDeleteConfirm(c *gin.Context) {
 	if !ok {
 		return
 	}
-	s.render(c, http.StatusOK, web.DeleteView{Layout: s.layout(c, "Delete user"), User: u})
+	s.render(c, http.StatusOK, web.DeleteView{Layout: s.layout(c, "Delete user"), User: u, Token: newFormToken()})
 }
 
 func (s *Server) handlePageUserDelete(c *gin.Context) {

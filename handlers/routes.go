@@ -13,6 +13,13 @@ var getHead = []string{http.MethodGet, http.MethodHead}
 // routes lists every route. Health checks answer on any host; everything
 // else first resolves the tenant from the Host header.
 func (s *Server) routes(e *gin.Engine) {
+	// No redirects: Gin's would answer before the tenant is resolved, so an
+	// unknown host would get a 301 rather than its 404, and the trailing
+	// slash one builds its Location from X-Forwarded-Prefix, which anyone
+	// can send. A path with a stray slash is a plain 404 of its host.
+	e.RedirectTrailingSlash = false
+	e.RedirectFixedPath = false
+
 	// GET only, unlike the pages: the contract tests hold these routes to
 	// openapi.yaml, which documents no HEAD operation.
 	e.GET("/healthz", s.handleHealth)
@@ -20,7 +27,7 @@ func (s *Server) routes(e *gin.Engine) {
 
 	// sameOrigin refuses unsafe requests a browser sends from another
 	// origin (another workspace's port included); programs pass.
-	t := e.Group("/", s.Tenants.Handler(s.respondError), s.sameOrigin, s.limitBody)
+	t := e.Group("/", s.Tenants.Handler(s.respondError), s.Limits.Handler(s.respondError), s.sameOrigin, s.limitBody, s.idempotent)
 	t.GET("/openapi.yaml", s.handleOpenAPI)
 	t.GET("/api/tenant", s.handleTenantShow)
 	t.GET("/api/users", s.handleUserList)
@@ -38,7 +45,7 @@ func (s *Server) routes(e *gin.Engine) {
 		// checkers and uptime monitors send it. net/http drops the body of
 		// a HEAD response, so the GET handlers serve both.
 		e.Match(getHead, "/static/*file", s.handleStatic)
-		p := e.Group("/", s.pageRoute, s.Tenants.Handler(s.respondError), s.sameOrigin, s.limitBody)
+		p := e.Group("/", s.pageRoute, s.Tenants.Handler(s.respondError), s.Limits.Handler(s.respondError), s.sameOrigin, s.limitBody, s.idempotent)
 		p.Match(getHead, "/", s.handlePageRoot)
 		p.Match(getHead, "/users", s.handlePageUsers)
 		p.POST("/users", s.handlePageUserCreate)
@@ -51,6 +58,12 @@ func (s *Server) routes(e *gin.Engine) {
 	e.NoRoute(s.Tenants.Handler(s.respondError), func(c *gin.Context) { s.respondError(c, errNoRoute) })
 	// Gin answers a wrong method outside the page group: pageRoute marks
 	// it, so that on a page's path it is a page (wantsHTML still answers
-	// API paths with problem+json).
-	e.NoMethod(s.pageRoute, func(c *gin.Context) { s.respondError(c, errNoMethod) })
+	// API paths with problem+json). The tenant is resolved first, as for
+	// every other answer: an unknown host is 404 whatever the method, and
+	// without the Allow header Gin has set, which would describe routes of
+	// hosts it does not serve.
+	e.NoMethod(s.pageRoute, s.Tenants.Handler(func(c *gin.Context, err error) {
+		c.Writer.Header().Del("Allow")
+		s.respondError(c, err)
+	}), func(c *gin.Context) { s.respondError(c, errNoMethod) })
 }

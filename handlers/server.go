@@ -9,7 +9,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"gorm.io/gorm"
 
-	"tenantry/problem"
+	"tenantry/middleware"
 	"tenantry/tenants"
 	"tenantry/web"
 )
@@ -19,6 +19,9 @@ type Deps struct {
 	Log     *slog.Logger
 	Scope   *tenants.Scope
 	Tenants *tenants.Middleware
+	// Limits applies each tenant's rate and concurrency limits after the
+	// tenant is resolved; nil limits nothing.
+	Limits  *tenants.Limiter
 	Ready   func(ctx context.Context) error
 	MaxBody int64
 	// OpenAPI is the OpenAPI document served at GET /openapi.yaml on every
@@ -29,43 +32,40 @@ type Deps struct {
 	Pages *web.Renderer
 	// SessionKey signs the pages' flash cookies (HMAC-SHA256).
 	SessionKey []byte
+	// Idempotency holds the keys of the requests in flight and the clock
+	// of safe retries (idempotency.go); nil gets a fresh one on the real
+	// clock.
+	Idempotency *Idempotency
 }
 
 // Server holds the handlers' dependencies.
 type Server struct {
 	Deps
+	// limitBody refuses bodies over MaxBody (middleware.LimitBody).
+	limitBody gin.HandlerFunc
 }
 
 // New returns the handler served on every tenant listener.
 func New(d Deps) http.Handler {
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{Deps: d}
+	if s.Idempotency == nil {
+		s.Idempotency = &Idempotency{}
+	}
+	// limitBody runs in the route groups that read bodies, after the
+	// tenant middleware and pageRoute, so that its 413 is shown like every
+	// other error of the route: a page naming the workspace on a page
+	// route, problem+json on the API (see routes.go). Routes outside those
+	// groups never read the body.
+	s.limitBody = middleware.LimitBody(d.MaxBody, s.tooLarge)
 	e := gin.New()
 	// Gin trusts every proxy by default; the tenant middleware decides
 	// about forwarding headers itself, from server.trusted_proxies.
 	_ = e.SetTrustedProxies(nil)
 	e.HandleMethodNotAllowed = true
-	e.Use(s.recover, s.accessLog)
+	e.Use(middleware.Recover(s.Log, s.writeProblem), s.accessLog)
 	s.routes(e)
 	return e
-}
-
-// recover turns a panic into a logged 500 problem instead of a dropped
-// connection.
-func (s *Server) recover(c *gin.Context) {
-	defer func() {
-		if v := recover(); v != nil {
-			if v == http.ErrAbortHandler {
-				panic(v)
-			}
-			s.Log.ErrorContext(c.Request.Context(), "panic", "panic", v, "path", c.Request.URL.Path)
-			if !c.Writer.Written() {
-				s.writeProblem(c, problem.Internal())
-			}
-			c.Abort()
-		}
-	}()
-	c.Next()
 }
 
 // accessLog records every request at debug level. The record is built
@@ -88,30 +88,18 @@ func (s *Server) accessLog(c *gin.Context) {
 	s.Log.LogAttrs(ctx, slog.LevelDebug, "request", attrs...)
 }
 
-// limitBody refuses bodies over MaxBody: at once when Content-Length says
-// so, and while reading otherwise. It runs in the route groups that read
-// bodies, after the tenant middleware and pageRoute, so that its 413 is
-// shown like every other error of the route: a page naming the workspace
-// on a page route, problem+json on the API (see routes.go). Routes outside
-// those groups never read the body.
-func (s *Server) limitBody(c *gin.Context) {
-	if c.Request.ContentLength > s.MaxBody {
-		s.respondError(c, errTooLarge)
-		c.Abort()
-		return
-	}
-	// net/http gives a request without a body (every GET) http.NoBody,
-	// which reads nothing: it needs no limit, and the reader would be an
-	// allocation on every read request.
-	if c.Request.Body != http.NoBody {
-		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.MaxBody)
-	}
-	c.Next()
-}
+// tooLarge answers a body whose Content-Length is over MaxBody (see
+// middleware.LimitBody, which routes.go runs as limitBody).
+func (s *Server) tooLarge(c *gin.Context) { s.respondError(c, errTooLarge) }
 
 // tenantDB returns the request's tenant session, or answers the error
 // (as a page or as problem+json) and returns false.
 func (s *Server) tenantDB(c *gin.Context) (*gorm.DB, bool) {
+	// A request with an idempotency key runs in the transaction that
+	// stores its answer (idempotency.go).
+	if tx := keyedTx(c); tx != nil {
+		return tx, true
+	}
 	db, err := s.Scope.DB(c.Request.Context())
 	if err != nil {
 		s.respondError(c, err)

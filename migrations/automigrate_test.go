@@ -12,16 +12,26 @@ import (
 	"tenantry/models"
 )
 
-// TestBaselineMatchesAutoMigrate: the tenant baseline (0001) is SQL rather
-// than a call to GORM's AutoMigrate, because AutoMigrate names indexes
+// TestBaselineMatchesAutoMigrate: the tenant migrations are SQL rather
+// than calls to GORM's AutoMigrate, because AutoMigrate names indexes
 // after the table alone, and under the prefix strategy index names are
 // shared by every tenant (one SQLite database, one PostgreSQL schema), so
 // it cannot give each tenant its own. This test keeps the two the same:
-// the baseline must build exactly the columns AutoMigrate(&models.User{})
-// builds, on each database, so the model stays the description of a
-// tenant's table. What the SQL adds is the unique index on email, named
-// per tenant.
+// every tenant table must have exactly the columns AutoMigrate builds
+// from its model, on each database, so the models stay the description of
+// a tenant's tables. What the SQL adds is the indexes, named per tenant:
+// the unique index on users' email and the expiry index of the
+// idempotency keys.
 func TestBaselineMatchesAutoMigrate(t *testing.T) {
+	tables := []struct {
+		table   string
+		model   any
+		columns int
+		index   string
+	}{
+		{"users", &models.User{}, 5, "users_email_key"},
+		{"idempotency_keys", &models.IdempotencyKey{}, 7, "idem_expires_at"},
+	}
 	for _, driver := range testenv.Drivers {
 		t.Run(driver, func(t *testing.T) {
 			ctx := context.Background()
@@ -30,25 +40,29 @@ func TestBaselineMatchesAutoMigrate(t *testing.T) {
 			prefixed := func(p string) func(string) string { return func(n string) string { return p + n } }
 			target := migrations.Target{Dialect: dialect, Table: prefixed("baseline_"), Index: prefixed("baseline_")}
 			err := db.Transaction(func(tx *gorm.DB) error {
-				_, err := migrations.Tenant()[:1].Apply(ctx, tx, target)
+				_, err := migrations.Tenant().Apply(ctx, tx, target)
 				return err
 			})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := db.Table("automigrate_users").AutoMigrate(&models.User{}); err != nil {
-				t.Fatal(err)
+			if got, want := migrations.Tenant().Tables(), len(tables)+1; len(got) != want {
+				t.Fatalf("the tenant set names tables %v; this test checks %d of them, add the new one", got, want-1)
 			}
-
-			got, want := columns(t, db, "baseline_users"), columns(t, db, "automigrate_users")
-			if len(want) != 5 {
-				t.Fatalf("AutoMigrate built %d columns, want the model's 5: %v", len(want), want)
-			}
-			if fmt.Sprint(got) != fmt.Sprint(want) {
-				t.Errorf("baseline columns differ from AutoMigrate(&models.User{}):\n baseline    %v\n automigrate %v", got, want)
-			}
-			if !db.Migrator().HasIndex("baseline_users", "baseline_users_email_key") {
-				t.Errorf("the baseline has no unique index on email named for its tenant")
+			for _, tc := range tables {
+				if err := db.Table("automigrate_" + tc.table).AutoMigrate(tc.model); err != nil {
+					t.Fatal(err)
+				}
+				got, want := columns(t, db, "baseline_"+tc.table), columns(t, db, "automigrate_"+tc.table)
+				if len(want) != tc.columns {
+					t.Fatalf("AutoMigrate built %d columns for %s, want the model's %d: %v", len(want), tc.table, tc.columns, want)
+				}
+				if fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Errorf("%s: migration columns differ from AutoMigrate(%T):\n migration   %v\n automigrate %v", tc.table, tc.model, got, want)
+				}
+				if !db.Migrator().HasIndex("baseline_"+tc.table, "baseline_"+tc.index) {
+					t.Errorf("%s has no index %s named for its tenant", tc.table, tc.index)
+				}
 			}
 		})
 	}

@@ -15,10 +15,11 @@
 // runners apart. A recorded checksum that differs from the code's is
 // ErrChecksum: an applied migration is never silently re-run or edited.
 //
-// The tenant baseline is SQL, not GORM's AutoMigrate, because AutoMigrate
-// cannot name indexes per tenant under the prefix strategy;
-// TestBaselineMatchesAutoMigrate keeps its columns identical to what
-// AutoMigrate(&models.User{}) builds.
+// The tenant migrations are SQL, not GORM's AutoMigrate, because
+// AutoMigrate cannot name indexes per tenant under the prefix strategy;
+// TestBaselineMatchesAutoMigrate keeps every tenant table's columns
+// identical to what AutoMigrate builds from its model (models.User,
+// models.IdempotencyKey).
 //
 // The embedded sets are the code's; Load builds a set from other files and
 // Set.Append extends one, which is how tests put tenants behind or make a

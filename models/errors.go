@@ -1,16 +1,23 @@
 package models
 
 import (
-	"errors"
 	"strings"
+
+	"tenantry/fault"
 )
 
-// Sentinel errors returned (wrapped) by the data operations; test with errors.Is.
+// Sentinel errors returned (wrapped) by the data operations; test with
+// errors.Is. They are *fault.Error values, so that every HTTP surface shows
+// them from their kind, code, title and message (problem.From) without a
+// case of its own; their messages speak of the tenant as the people using
+// it do, as a workspace.
 var (
 	// ErrNotFound means no row has the requested id in this tenant.
-	ErrNotFound = errors.New("not found")
+	ErrNotFound = &fault.Error{Kind: fault.NotFound, Code: "user-not-found", Title: "User not found",
+		Message: "No user with this id exists in this workspace."}
 	// ErrEmailTaken means another user of the same tenant has the email.
-	ErrEmailTaken = errors.New("email already used")
+	ErrEmailTaken = &fault.Error{Kind: fault.Conflict, Code: "email-taken", Title: "Email already used",
+		Message: "Another user in this workspace already has this email address.", Field: "email"}
 )
 
 // FieldError is one invalid field and a message a person can act on.

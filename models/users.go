@@ -45,12 +45,12 @@ func ListUsers(ctx context.Context, db *gorm.DB, limit, offset int) (UserPage, e
 	for rows.Next() {
 		var u User
 		if err := rows.Scan(&u.ID, &u.Name, &u.Email, &u.CreatedAt, &u.UpdatedAt, &page.Total); err != nil {
-			return page, fmt.Errorf("list users: %w", err)
+			return page, fmt.Errorf("list users: %w", rowsError(db, err))
 		}
 		page.Users = append(page.Users, u)
 	}
 	if err := rows.Err(); err != nil {
-		return page, fmt.Errorf("list users: %w", err)
+		return page, fmt.Errorf("list users: %w", rowsError(db, err))
 	}
 	if len(page.Users) == 0 {
 		total, err := CountUsers(ctx, db)
@@ -92,8 +92,16 @@ func CreateUser(ctx context.Context, db *gorm.DB, in UserInput) (User, error) {
 	}
 	var u User
 	in.Apply(&u)
-	if err := db.WithContext(ctx).Create(&u).Error; err != nil {
-		return User{}, fmt.Errorf("create user: %w", translate(err))
+	// A taken email inserts nothing (ON CONFLICT DO NOTHING) instead of
+	// failing: on PostgreSQL a failed statement aborts the transaction
+	// around it, and a keyed request (handlers/idempotency.go) runs in
+	// one, whose form, shown again with the error, still lists the users.
+	res := db.WithContext(ctx).Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "email"}}, DoNothing: true}).Create(&u)
+	if res.Error != nil {
+		return User{}, fmt.Errorf("create user: %w", translate(res.Error))
+	}
+	if res.RowsAffected == 0 {
+		return User{}, fmt.Errorf("create user: %w", ErrEmailTaken)
 	}
 	return u, nil
 }
@@ -148,6 +156,17 @@ func DeleteUser(ctx context.Context, db *gorm.DB, id uint64) error {
 func translate(err error) error {
 	if errors.Is(err, gorm.ErrDuplicatedKey) {
 		return ErrEmailTaken
+	}
+	return err
+}
+
+// rowsError passes an error met while reading rows by hand (a connection
+// lost mid-result) through the dialector's translation, as GORM passes
+// every error of its own: the pool's dialector classifies driver failures
+// there (database.Classify), so this one is shown as an outage, not a 500.
+func rowsError(db *gorm.DB, err error) error {
+	if t, ok := db.Dialector.(gorm.ErrorTranslator); ok && db.TranslateError {
+		return t.Translate(err)
 	}
 	return err
 }

@@ -6,9 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
-	"strings"
-	"time"
 
 	"gorm.io/gorm"
 
@@ -24,6 +21,8 @@ type Catalog struct {
 	log     *slog.Logger
 	set     migrations.Set
 	changed func(ctx context.Context)
+	// removal bounds how Remove waits and retries (remove.go).
+	removal RemovalPolicy
 }
 
 // CatalogOption changes a catalog built by NewCatalog.
@@ -122,7 +121,7 @@ func (c *Catalog) get(ctx context.Context, db *gorm.DB, name string) (*Tenant, e
 	var t Tenant
 	err := db.WithContext(ctx).Where("name = ?", name).Take(&t).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return nil, fmt.Errorf("%w: %q", ErrNotFound, name)
+		return nil, fmt.Errorf("tenant %q: %w", name, ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("get tenant %q: %w", name, err)
@@ -138,13 +137,19 @@ func (c *Catalog) ByHost(ctx context.Context, host string) (*Tenant, error) {
 	var h TenantHost
 	err := c.db.WithContext(ctx).Where("host = ?", host).Take(&h).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return nil, fmt.Errorf("%w: %s", ErrUnknownHost, host)
+		return nil, fmt.Errorf("host %s: %w", host, ErrUnknownHost)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("look up host %s: %w", host, err)
 	}
 	var t Tenant
-	if err := c.db.WithContext(ctx).Where("id = ?", h.TenantID).Take(&t).Error; err != nil {
+	err = c.db.WithContext(ctx).Where("id = ?", h.TenantID).Take(&t).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		// Removed between the two reads (Remove): the host is no longer
+		// served, as the next lookup will say.
+		return nil, fmt.Errorf("host %s: %w", host, ErrUnknownHost)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("look up tenant of host %s: %w", host, err)
 	}
 	if err := c.db.WithContext(ctx).Where("tenant_id = ?", t.ID).Order("host").Find(&t.Hosts).Error; err != nil {
@@ -205,9 +210,9 @@ func (c *Catalog) provision(ctx context.Context, s Spec, ensure bool) (*Tenant, 
 		t, err := c.get(ctx, tx, s.Name)
 		switch {
 		case err == nil && !ensure:
-			return fmt.Errorf("%w: %q", ErrExists, s.Name)
+			return ErrExists.With("", fmt.Sprintf("Conflicts with an existing tenant: %q.", s.Name), nil)
 		case err == nil && t.Schema != s.Schema:
-			return fmt.Errorf("%w: %q uses schema %q, not %q", ErrExists, s.Name, t.Schema, s.Schema)
+			return ErrExists.With("", fmt.Sprintf("Conflicts with an existing tenant: %q uses schema %q, not %q.", s.Name, t.Schema, s.Schema), nil)
 		case errors.Is(err, ErrNotFound):
 			t, err = c.create(ctx, tx, s)
 			if err != nil {
@@ -247,7 +252,7 @@ func (c *Catalog) create(ctx context.Context, tx *gorm.DB, s Spec) (*Tenant, err
 		return nil, fmt.Errorf("check schema: %w", err)
 	}
 	if n > 0 {
-		return nil, fmt.Errorf("%w: schema %q is used by another tenant", ErrExists, s.Schema)
+		return nil, ErrExists.With("", fmt.Sprintf("Conflicts with an existing tenant: schema %q is used by another tenant.", s.Schema), nil)
 	}
 	if c.layout.Strategy == StrategySchema {
 		if err := tx.WithContext(ctx).Exec("CREATE SCHEMA " + migrations.Quote(s.Schema)).Error; err != nil {
@@ -294,13 +299,13 @@ func (c *Catalog) addHost(ctx context.Context, tx *gorm.DB, t *Tenant, host stri
 	case err == nil && h.TenantID == t.ID:
 		return nil
 	case err == nil:
-		return fmt.Errorf("%w: %s", ErrHostTaken, host)
+		return ErrHostTaken.With("", fmt.Sprintf("Host %s already belongs to another tenant.", host), nil)
 	case !errors.Is(err, gorm.ErrRecordNotFound):
 		return fmt.Errorf("check host %s: %w", host, err)
 	}
 	if err := tx.WithContext(ctx).Create(&TenantHost{Host: host, TenantID: t.ID}).Error; err != nil {
 		if errors.Is(err, gorm.ErrDuplicatedKey) {
-			return fmt.Errorf("%w: %s", ErrHostTaken, host)
+			return ErrHostTaken.With("", fmt.Sprintf("Host %s already belongs to another tenant.", host), err)
 		}
 		return fmt.Errorf("add host %s: %w", host, err)
 	}
@@ -347,7 +352,7 @@ func (c *Catalog) RemoveHost(ctx context.Context, name, host string) error {
 		return fmt.Errorf("remove host %s: %w", n, res.Error)
 	}
 	if res.RowsAffected == 0 {
-		return fmt.Errorf("%w: host %s of %q", ErrNotFound, n, name)
+		return ErrNotFound.With("", fmt.Sprintf("Tenant %q does not answer on host %s.", name, n), nil)
 	}
 	c.changed(ctx)
 	return nil
@@ -356,124 +361,20 @@ func (c *Catalog) RemoveHost(ctx context.Context, name, host string) error {
 // SetStatus suspends or resumes a tenant.
 func (c *Catalog) SetStatus(ctx context.Context, name string, st Status) (*Tenant, error) {
 	if st != StatusActive && st != StatusSuspended {
-		return nil, fmt.Errorf("%w: status %q", ErrInvalidName, st)
+		return nil, ErrInvalidName.With("status", fmt.Sprintf("status %q must be %q or %q", st, StatusActive, StatusSuspended), nil)
 	}
 	res := c.db.WithContext(ctx).Model(&Tenant{}).Where("name = ?", name).
-		Updates(map[string]any{"status": st})
+		// An operator setting a status also ends a removal that stopped
+		// half-way (Remove): resume puts the tenant back in service.
+		Updates(map[string]any{"status": st, "removing": false})
 	if res.Error != nil {
 		return nil, fmt.Errorf("set status of %q: %w", name, res.Error)
 	}
 	if res.RowsAffected == 0 {
-		return nil, fmt.Errorf("%w: %q", ErrNotFound, name)
+		return nil, fmt.Errorf("tenant %q: %w", name, ErrNotFound)
 	}
 	c.changed(ctx)
 	return c.Get(ctx, name)
-}
-
-// Remove deletes a tenant's catalog rows. Its data is dropped when
-// dropData is set and otherwise kept under an archive name
-// (archived_<schema>_<time> for a schema, archived_<time>_<id>_<table>
-// for prefixed tables), so the schema name can be used again.
-func (c *Catalog) Remove(ctx context.Context, name string, dropData bool) (archivedAs string, err error) {
-	err = c.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		t, err := c.get(ctx, tx, name)
-		if err != nil {
-			return err
-		}
-		if err := c.lock(ctx, tx, "tenantry:tenant:"+t.Schema); err != nil {
-			return err
-		}
-		if err := tx.WithContext(ctx).Where("tenant_id = ?", t.ID).Delete(&TenantHost{}).Error; err != nil {
-			return fmt.Errorf("delete hosts: %w", err)
-		}
-		if err := tx.WithContext(ctx).Where("id = ?", t.ID).Delete(&Tenant{}).Error; err != nil {
-			return fmt.Errorf("delete tenant: %w", err)
-		}
-		archivedAs, err = c.dispose(ctx, tx, t, dropData)
-		return err
-	})
-	if err != nil {
-		return "", fmt.Errorf("remove tenant %q: %w", name, err)
-	}
-	c.changed(ctx)
-	return archivedAs, nil
-}
-
-func (c *Catalog) dispose(ctx context.Context, tx *gorm.DB, t *Tenant, dropData bool) (string, error) {
-	stamp := time.Now().UTC().Format("20060102150405")
-	exec := func(q string) error { return tx.WithContext(ctx).Exec(q).Error }
-	if c.layout.Strategy == StrategySchema {
-		if dropData {
-			return "", exec("DROP SCHEMA " + migrations.Quote(t.Schema) + " CASCADE")
-		}
-		archived := "archived_" + t.Schema[:min(len(t.Schema), 39)] + "_" + stamp
-		return archived, exec("ALTER SCHEMA " + migrations.Quote(t.Schema) + " RENAME TO " + migrations.Quote(archived))
-	}
-	archivedPrefix := "archived_" + stamp + "_" + strconv.FormatUint(t.ID, 10)
-	target := c.layout.TenantTarget(t.Schema)
-	for _, table := range c.set.Tables() {
-		name := target.Table(table)
-		q := "DROP TABLE IF EXISTS " + migrations.Quote(name)
-		if !dropData {
-			// A tenant behind the code lacks the newest tables.
-			ok, err := migrations.HasTable(ctx, tx, target, table)
-			if err != nil {
-				return "", err
-			}
-			if !ok {
-				continue
-			}
-			q = "ALTER TABLE " + migrations.Quote(name) + " RENAME TO " + migrations.Quote(archivedPrefix+"_"+table)
-		}
-		if err := exec(q); err != nil {
-			return "", fmt.Errorf("dispose of table %s: %w", table, err)
-		}
-	}
-	if dropData {
-		return "", nil
-	}
-	// Renaming a table keeps its indexes' names, and the set names them
-	// explicitly (<schema>_users_email_key): left alone they would stop a
-	// new tenant of the same schema from creating its own.
-	for _, index := range c.set.Indexes() {
-		if err := c.renameIndex(ctx, tx, target.Index(index), archivedPrefix+"_"+index); err != nil {
-			return "", err
-		}
-	}
-	return archivedPrefix + "_*", nil
-}
-
-// renameIndex renames a prefixed tenant index. PostgreSQL renames in
-// place; SQLite cannot, so the index is dropped and created again under
-// the new name from the definition SQLite stored (which already names the
-// renamed table).
-func (c *Catalog) renameIndex(ctx context.Context, tx *gorm.DB, from, to string) error {
-	db := tx.WithContext(ctx)
-	if c.layout.Dialect == migrations.Postgres {
-		err := db.Exec("ALTER INDEX IF EXISTS " + migrations.Quote(PrefixSchema+"."+from) + " RENAME TO " + migrations.Quote(to)).Error
-		if err != nil {
-			return fmt.Errorf("archive index %s: %w", from, err)
-		}
-		return nil
-	}
-	var def []string
-	if err := db.Raw("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", from).Scan(&def).Error; err != nil {
-		return fmt.Errorf("read index %s: %w", from, err)
-	}
-	if len(def) == 0 {
-		return nil
-	}
-	recreate := strings.Replace(def[0], migrations.Quote(from), migrations.Quote(to), 1)
-	if recreate == def[0] {
-		return fmt.Errorf("archive index %s: its definition does not name it as %s", from, migrations.Quote(from))
-	}
-	if err := db.Exec("DROP INDEX " + migrations.Quote(from)).Error; err != nil {
-		return fmt.Errorf("archive index %s: %w", from, err)
-	}
-	if err := db.Exec(recreate).Error; err != nil {
-		return fmt.Errorf("archive index %s as %s: %w", from, to, err)
-	}
-	return nil
 }
 
 // Layout returns where the catalog keeps tenants' tables.

@@ -10,7 +10,8 @@
 // puts it in the request's context (NewContext / FromContext). An unknown
 // or malformed host is ErrUnknownHost / ErrMalformedHost (404), a suspended
 // tenant ErrSuspended (403), a tenant whose schema is older than the code
-// ErrBehind (503). There is no default tenant and no fallback: a request
+// ErrBehind (503), a tenant being removed ErrRemoving (503; see
+// Catalog.Remove). There is no default tenant and no fallback: a request
 // that does not name a tenant exactly is refused. X-Forwarded-Host and
 // X-Forwarded-Proto count only from the configured trusted proxies.
 //
@@ -79,6 +80,24 @@
 // second. A reload that read the catalog before a change was made never
 // overwrites the cache after it (Resolver's epochs): on the instance that
 // made the change, the very next request sees it.
+//
+// # Noisy neighbours
+//
+// Every tenant shares one pool and one CPU, so Limiter (limiter.go) bounds
+// each tenant's share: at most tenancy.max_concurrent_per_tenant of its
+// requests are served at once (by default half of database.max_open_conns,
+// so one tenant never holds more than half the connections), and, when
+// tenancy.rate_limit is set, at most that many a second (a token bucket
+// with tenancy.rate_burst). A tenant may have its own limits in the catalog
+// (Catalog.SetLimits; NULL or 0 is the default), read from the resolved
+// tenant like its status, so a change reaches every process as any
+// catalog change does. A request over the rate is refused at once, one
+// over the concurrency limit after waiting up to tenancy.concurrency_wait
+// for a slot: both 429 with Retry-After. 429, not 503: the service is
+// up and other tenants are being served; it is this tenant that must slow
+// down. State is per tenant ID, made on first use and swept once idle, so
+// memory follows the active tenants, not the catalog. Limits are per
+// process. bench/noisy measures what they buy.
 //
 // # Provisioning
 //

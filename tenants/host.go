@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // NormalizeHost returns the canonical form of a Host header value: lower
@@ -15,7 +16,15 @@ import (
 // so two spellings of one host can never map to two tenants.
 func NormalizeHost(raw string, https bool) (string, error) {
 	if raw == "" || len(raw) > 300 {
-		return "", fmt.Errorf("%w: %q", ErrMalformedHost, raw)
+		return "", ErrMalformedHost.With("", fmt.Sprintf("%q is not a valid host[:port]", raw), nil)
+	}
+	for i := 0; i < len(raw); i++ {
+		if raw[i] >= utf8.RuneSelf {
+			// Checked before lowering: strings.ToLower turns some
+			// non-ASCII letters into ASCII ones (the Kelvin sign into k,
+			// İ into i), which would pass them off as another host.
+			return "", ErrMalformedHost.With("", fmt.Sprintf("%q: not ASCII", raw), nil)
+		}
 	}
 	// This runs on every request. ToLower returns raw itself when it has
 	// no upper-case letter, and the steps below slice it rather than build
@@ -25,18 +34,18 @@ func NormalizeHost(raw string, https bool) (string, error) {
 	lower := strings.ToLower(raw)
 	host, port, err := splitHostPort(lower)
 	if err != nil {
-		return "", fmt.Errorf("%w: %q: %v", ErrMalformedHost, raw, err)
+		return "", ErrMalformedHost.With("", fmt.Sprintf("%q: %v", raw, err), nil)
 	}
 	if strings.HasPrefix(host, "[") {
 		addr, err := netip.ParseAddr(host[1 : len(host)-1])
 		if err != nil || !addr.Is6() || addr.Zone() != "" {
-			return "", fmt.Errorf("%w: %q: bad IPv6 literal", ErrMalformedHost, raw)
+			return "", ErrMalformedHost.With("", fmt.Sprintf("%q: bad IPv6 literal", raw), nil)
 		}
 		host = "[" + addr.String() + "]"
 	} else {
 		host = strings.TrimSuffix(host, ".")
 		if !validHostname(host) {
-			return "", fmt.Errorf("%w: %q: bad host name", ErrMalformedHost, raw)
+			return "", ErrMalformedHost.With("", fmt.Sprintf("%q: bad host name", raw), nil)
 		}
 	}
 	if port == "" || (port == "80" && !https) || (port == "443" && https) {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"tenantry/config"
 	"tenantry/internal/testenv"
@@ -24,7 +25,12 @@ func TestIsolationUnderConcurrency(t *testing.T) {
 	for _, driver := range testenv.Drivers {
 		t.Run(driver, func(t *testing.T) {
 			t.Parallel()
-			env := testenv.Start(t, driver)
+			// This test is about isolation, not latency: on a loaded
+			// machine under -race, SQLite's one connection can queue a
+			// write past the default request deadline (a 503 by design).
+			env := testenv.Start(t, driver, func(c *config.Config) {
+				c.Server.RequestTimeout, c.Server.WriteTimeout = time.Minute, 2*time.Minute
+			})
 			ctx := t.Context()
 			port := env.Addr1[strings.LastIndexByte(env.Addr1, ':')+1:]
 			names := make([]string, tenantsN)

@@ -57,7 +57,8 @@ func (l Layout) ValidateSchema(s string) error {
 		return err
 	}
 	if l.Strategy == StrategyPrefix && len(s)+1+longestTable > 63 {
-		return fmt.Errorf("%w: schema %q is too long for the prefix strategy (at most %d characters)", ErrInvalidName, s, 63-1-longestTable)
+		return ErrInvalidName.With("schema",
+			fmt.Sprintf("schema %q is too long for the prefix strategy (at most %d characters)", s, 63-1-longestTable), nil)
 	}
 	return nil
 }

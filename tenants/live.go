@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -76,6 +77,14 @@ type Listener struct {
 	// connection failed or dropped.
 	ReconnectDelay time.Duration
 	kick           chan struct{}
+
+	// outage counts failed connection attempts since the last success,
+	// and when that was last logged (logFailure).
+	outage struct {
+		sync.Mutex
+		failures int
+		logged   time.Time
+	}
 }
 
 // minGap spaces refreshes so that a storm of notifications cannot turn
@@ -114,8 +123,7 @@ func (l *Listener) Run(ctx context.Context) error {
 		},
 		LogError: func(ctx context.Context, err error) {
 			if ctx.Err() == nil {
-				l.log.WarnContext(ctx, "catalog listener: connection lost or refused; reconnecting, periodic refresh still runs",
-					"err", err, "retry_in", l.ReconnectDelay)
+				l.logFailure(ctx, err)
 			}
 		},
 		ReconnectDelay: l.ReconnectDelay,
@@ -142,9 +150,42 @@ func (h handler) HandleNotification(ctx context.Context, n *pgconn.Notification,
 }
 
 func (h handler) HandleBacklog(ctx context.Context, _ string, _ *pgx.Conn) error {
-	h.l.log.InfoContext(ctx, "catalog listener connected; reloading the catalog", "channel", NotifyChannel)
+	h.l.outage.Lock()
+	failed := h.l.outage.failures
+	h.l.outage.failures, h.l.outage.logged = 0, time.Time{}
+	h.l.outage.Unlock()
+	h.l.log.InfoContext(ctx, "catalog listener connected; reloading the catalog", "channel", NotifyChannel, "failed_attempts", failed)
 	h.l.request()
 	return nil
+}
+
+// outageLogEvery is how often a listener that keeps failing to reconnect
+// says so again: one line when the connection is lost, then one per
+// interval with the count, instead of one per attempt (every second)
+// for as long as the database is down.
+const outageLogEvery = 30 * time.Second
+
+// logFailure logs a lost or refused connection once, then a count every
+// outageLogEvery while reconnecting keeps failing.
+func (l *Listener) logFailure(ctx context.Context, err error) {
+	l.outage.Lock()
+	l.outage.failures++
+	n := l.outage.failures
+	now := time.Now()
+	due := l.outage.logged.IsZero() || now.Sub(l.outage.logged) >= outageLogEvery
+	if due {
+		l.outage.logged = now
+	}
+	l.outage.Unlock()
+	if !due {
+		return
+	}
+	if n == 1 {
+		l.log.WarnContext(ctx, "catalog listener: connection lost or refused; reconnecting, periodic refresh still runs",
+			"err", err, "retry_in", l.ReconnectDelay)
+		return
+	}
+	l.log.WarnContext(ctx, "catalog listener: still reconnecting", "err", err, "failed_attempts", n)
 }
 
 // request asks for a refresh without blocking; requests made while one is

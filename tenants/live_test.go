@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -47,8 +48,8 @@ func startListener(t *testing.T, dsn string, r *tenants.Resolver) {
 // returns its backend pid, skipping except.
 func listenerPID(t *testing.T, db *gorm.DB, except int) int {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
+	var pid int
+	testenv.Eventually(t, 5*time.Second, func() bool {
 		var pids []int
 		err := db.Raw(`SELECT pid FROM pg_stat_activity
 			WHERE datname = current_database() AND application_name = ? AND query ILIKE 'listen%' AND pid <> ?`,
@@ -57,29 +58,69 @@ func listenerPID(t *testing.T, db *gorm.DB, except int) int {
 			t.Fatal(err)
 		}
 		if len(pids) == 1 {
-			return pids[0]
+			pid = pids[0]
+			return true
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("no listener connection within 5s")
-	return 0
+		return false
+	}, "a listener connection")
+	return pid
 }
 
 // waitFor polls r for host until ok accepts the answer and returns how
 // long that took; it fails the test past limit.
 func waitFor(t *testing.T, r *tenants.Resolver, host string, limit time.Duration, ok func(*tenants.Tenant, error) bool) time.Duration {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
 	start := time.Now()
-	for {
-		tn, err := r.Resolve(context.Background(), host)
-		if ok(tn, err) {
-			return time.Since(start)
-		}
-		if time.Since(start) > limit {
-			t.Fatalf("%s: not as expected after %v (last: %v, %v)", host, limit, tn, err)
-		}
-		time.Sleep(5 * time.Millisecond)
+	var tn *tenants.Tenant
+	var err error
+	if !testenv.Poll(ctx, func() bool {
+		tn, err = r.Resolve(context.Background(), host)
+		return ok(tn, err)
+	}) {
+		t.Fatalf("%s: not as expected after %v (last: %v, %v)", host, limit, tn, err)
 	}
+	return time.Since(start)
+}
+
+// listCounter is a catalog whose full reads (List: what every refresh
+// runs) are counted and timed, so that a test can see when a listener has
+// gone quiet and whether a reload began after a given moment.
+type listCounter struct {
+	*tenants.Catalog
+	mu      sync.Mutex
+	started int
+	running int
+	lastEnd time.Time
+}
+
+func (c *listCounter) List(ctx context.Context) ([]tenants.Tenant, error) {
+	c.mu.Lock()
+	c.started++
+	c.running++
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.running--
+		c.lastEnd = time.Now()
+		c.mu.Unlock()
+	}()
+	return c.Catalog.List(ctx)
+}
+
+// lists is how many reads have started.
+func (c *listCounter) lists() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.started
+}
+
+// quietFor reports whether no read is running and none ended within gap.
+func (c *listCounter) quietFor(gap time.Duration) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.running == 0 && time.Since(c.lastEnd) >= gap
 }
 
 func hasStatus(st tenants.Status) func(*tenants.Tenant, error) bool {
@@ -160,7 +201,8 @@ func TestListenerReconnects(t *testing.T) {
 	notifier := tenants.NewNotifier(loud.db, "loud", testenv.Logger(t))
 	loud.catalog.OnChange(func(ctx context.Context) { _ = notifier.Notify(ctx) })
 	ctx := context.Background()
-	r := tenants.NewResolver(here.catalog, time.Minute)
+	lc := &listCounter{Catalog: here.catalog}
+	r := tenants.NewResolver(lc, time.Minute)
 	startListener(t, dbc.DSN, r)
 	pid := listenerPID(t, here.db, 0)
 	waitFor(t, r, "acme.test", time.Second, unknown)
@@ -170,14 +212,24 @@ func TestListenerReconnects(t *testing.T) {
 	waitFor(t, r, "acme.test", 2*time.Second, hasStatus(tenants.StatusActive))
 	// Let the reloads already asked for (on connecting, on the create)
 	// finish, so that nothing but the reconnect can reload the catalog.
-	time.Sleep(500 * time.Millisecond)
+	// The listener keeps at most one reload queued and starts it at most
+	// minGap (100ms) after the previous one ended, so no read running and
+	// none ended for three times that means none is left to come.
+	testenv.Eventually(t, 5*time.Second, func() bool { return lc.quietFor(300 * time.Millisecond) },
+		"the listener's reloads finishing")
+	quiet := lc.lists()
 
 	if _, err := silent.catalog.SetStatus(ctx, "acme", tenants.StatusSuspended); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond)
 	if tn, err := r.Resolve(ctx, "acme.test"); err != nil || tn.Status != tenants.StatusActive {
 		t.Fatalf("before the reconnect: %v, %v; want the stale active tenant (the test would prove nothing)", tn, err)
+	}
+	// Checked just before the kill, not after a pause: no reload began
+	// since the listener went quiet, so the one that follows the kill is
+	// the reconnect's.
+	if n := lc.lists(); n != quiet {
+		t.Fatalf("%d catalog reloads before the reconnect, want 0 (the test would prove nothing)", n-quiet)
 	}
 
 	var killed bool
@@ -186,6 +238,9 @@ func TestListenerReconnects(t *testing.T) {
 	}
 	took := waitFor(t, r, "acme.test", 5*time.Second, hasStatus(tenants.StatusSuspended))
 	t.Logf("reloaded %v after its connection was killed", took)
+	if lc.lists() == quiet {
+		t.Errorf("the suspended tenant was seen without a catalog reload")
+	}
 	if again := listenerPID(t, here.db, pid); again == pid {
 		t.Fatalf("listener pid %d after reconnect, want a new connection", again)
 	}

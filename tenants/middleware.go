@@ -89,6 +89,10 @@ func (m *Middleware) Tenant(r *http.Request) (*Tenant, error) {
 		return nil, err
 	}
 	switch {
+	case t.Removing:
+		// First: a tenant being removed is refused whatever its status, so
+		// that in-flight work can drain (Catalog.Remove).
+		return t, fmt.Errorf("%w: %s", ErrRemoving, t.Name)
 	case t.Status != StatusActive:
 		return t, fmt.Errorf("%w: %s", ErrSuspended, t.Name)
 	case t.SchemaVersion < m.requiredVersion:

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -14,6 +16,10 @@ import (
 	"tenantry/migrations"
 	"tenantry/tenants"
 )
+
+// base is the version the embedded tenant set brings a tenant to; the
+// tests provision tenants there and add a migration after it.
+var base = migrations.Tenant().Latest()
 
 // TestMigrateThousandTenants provisions 1,000 tenants, applies an ADD
 // COLUMN migration to all of them, and checks that every schema got it
@@ -51,13 +57,13 @@ func TestMigrateThousandTenants(t *testing.T) {
 	}
 	parts := make([]string, len(names))
 	for i, s := range names {
-		parts[i] = "SELECT version FROM " + migrations.Quote(s+".schema_migrations") + " WHERE version = 2"
+		parts[i] = "SELECT version FROM " + migrations.Quote(s+".schema_migrations") + " WHERE version = " + fmt.Sprint(next.Latest())
 	}
 	if err := f.db.Raw("SELECT count(*) FROM (" + strings.Join(parts, " UNION ALL ") + ") AS r").Scan(&records).Error; err != nil {
 		t.Fatal(err)
 	}
 	if atLatest != n || withColumn != n || records != n {
-		t.Errorf("at latest %d, with column %d, version-2 records %d; want %d each", atLatest, withColumn, records, n)
+		t.Errorf("at latest %d, with column %d, version-%d records %d; want %d each", atLatest, withColumn, next.Latest(), records, n)
 	}
 
 	rep, err = c.Migrate(ctx, tenants.MigrateOptions{Jobs: 4})
@@ -90,14 +96,14 @@ func TestMigrateFailingTenant(t *testing.T) {
 		if rep.Migrated != 2 || rep.Failed != 1 || len(rep.Failures) != 1 || rep.Failures[0].Tenant != bad {
 			t.Fatalf("report %+v, want 2 migrated and %s failed", rep, bad)
 		}
-		if !strings.Contains(rep.Failures[0].Error, "0002_unique_names") {
+		if !strings.Contains(rep.Failures[0].Error, fmt.Sprintf("%04d_unique_names", next.Latest())) {
 			t.Errorf("failure %q does not name the migration", rep.Failures[0].Error)
 		}
 		before := map[string][]record{}
 		for _, s := range names {
-			wantV, wantCol := 2, true
+			wantV, wantCol := next.Latest(), true
 			if s == bad {
-				wantV, wantCol = 1, false
+				wantV, wantCol = base, false
 			}
 			before[s] = f.records(t, s)
 			if got := f.version(t, s); got != wantV {
@@ -119,8 +125,8 @@ func TestMigrateFailingTenant(t *testing.T) {
 			t.Fatalf("re-run: %+v, %v; want 1 migrated, 2 up to date", rep, err)
 		}
 		for _, s := range names {
-			if got := f.version(t, s); got != 2 {
-				t.Errorf("%s: version %d after re-run, want 2", s, got)
+			if got := f.version(t, s); got != next.Latest() {
+				t.Errorf("%s: version %d after re-run, want %d", s, got, next.Latest())
 			}
 			if s != bad && !slices.Equal(f.records(t, s), before[s]) {
 				t.Errorf("%s: records changed by the re-run: %v, was %v", s, f.records(t, s), before[s])
@@ -156,22 +162,47 @@ func TestMigrateConcurrentRuns(t *testing.T) {
 		t.Errorf("migrated %d + %d = %d, want %d in all", reps[0].Migrated, reps[1].Migrated, got, n)
 	}
 	for _, s := range names {
-		if rs := f.records(t, s); len(rs) != 2 || rs[1].Version != 2 {
-			t.Errorf("%s: records %v, want versions 1 and 2 once each", s, rs)
+		if rs := f.records(t, s); len(rs) != next.Latest() || rs[len(rs)-1].Version != next.Latest() {
+			t.Errorf("%s: records %v, want versions 1 to %d once each", s, rs, next.Latest())
 		}
 	}
 }
 
-// driftedUsers is 0001_users with text other than the embedded file's.
+// editedUsers is the embedded tenant set with 0001_users's text changed
+// to sql in both dialects.
+func editedUsers(t testing.TB, sql string) migrations.Set {
+	t.Helper()
+	const dir = "../migrations/sql/tenant"
+	fsys := fstest.MapFS{}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fsys["m/"+e.Name()] = &fstest.MapFile{Data: b}
+	}
+	fsys["m/0001_users.postgres.sql"] = &fstest.MapFile{Data: []byte(sql)}
+	fsys["m/0001_users.sqlite.sql"] = &fstest.MapFile{Data: []byte(sql)}
+	set, err := migrations.Load(fsys, "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(set) != len(migrations.Tenant()) {
+		t.Fatalf("%s holds %d migrations, the binary %d", dir, len(set), len(migrations.Tenant()))
+	}
+	return set
+}
+
+// driftedUsers is 0001_users with text other than the embedded file's,
+// and a new migration after the embedded ones.
 func driftedUsers(t testing.TB) migrations.Set {
 	t.Helper()
-	sql := `CREATE TABLE {{table "users"}} (id integer PRIMARY KEY, name text, email text);`
-	set, err := migrations.Load(fstest.MapFS{
-		"m/0001_users.postgres.sql":    {Data: []byte(sql)},
-		"m/0001_users.sqlite.sql":      {Data: []byte(sql)},
-		"m/0002_nickname.postgres.sql": {Data: []byte(addNickname)},
-		"m/0002_nickname.sqlite.sql":   {Data: []byte(addNickname)},
-	}, "m")
+	set, err := editedUsers(t, `CREATE TABLE {{table "users"}} (id integer PRIMARY KEY, name text, email text);`).
+		Append("nickname", map[migrations.Dialect]string{migrations.Postgres: addNickname, migrations.SQLite: addNickname})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,8 +222,8 @@ func TestMigrateChecksumDrift(t *testing.T) {
 				t.Fatalf("dry run %v: %+v, %v; want ErrChecksum and nothing migrated or planned", dry, rep, err)
 			}
 		}
-		if got := f.version(t, names[0]); got != 1 {
-			t.Errorf("version %d, want 1", got)
+		if got := f.version(t, names[0]); got != base {
+			t.Errorf("version %d, want %d", got, base)
 		}
 	})
 }
@@ -205,13 +236,7 @@ func TestMigrateChecksumDriftWithNothingPending(t *testing.T) {
 	eachLayout(t, func(t *testing.T, f *fleet) {
 		ctx := context.Background()
 		f.provision(t, migrations.Tenant(), 3)
-		edited, err := migrations.Load(fstest.MapFS{
-			"m/0001_users.postgres.sql": {Data: []byte(`CREATE TABLE {{table "users"}} (id integer PRIMARY KEY);`)},
-			"m/0001_users.sqlite.sql":   {Data: []byte(`CREATE TABLE {{table "users"}} (id integer PRIMARY KEY);`)},
-		}, "m")
-		if err != nil {
-			t.Fatal(err)
-		}
+		edited := editedUsers(t, `CREATE TABLE {{table "users"}} (id integer PRIMARY KEY);`)
 		for _, dry := range []bool{true, false} {
 			rep, err := f.catalog(t, edited).Migrate(ctx, tenants.MigrateOptions{DryRun: dry})
 			if !errors.Is(err, migrations.ErrChecksum) || rep.UpToDate != 0 {
@@ -230,8 +255,8 @@ func TestMigrateChecksumDriftWithNothingPending(t *testing.T) {
 		if !errors.Is(err, migrations.ErrChecksum) || rep.Migrated != 0 {
 			t.Fatalf("drift with one tenant behind: %+v, %v; want ErrChecksum and nothing migrated", rep, err)
 		}
-		if got := f.version(t, "late"); got != 1 {
-			t.Errorf("the tenant behind was migrated to %d despite the drift, want 1", got)
+		if got := f.version(t, "late"); got != base {
+			t.Errorf("the tenant behind was migrated to %d despite the drift, want %d", got, base)
 		}
 	})
 }
@@ -247,13 +272,13 @@ func TestMigrateDryRun(t *testing.T) {
 		}
 		var want []tenants.TenantPlan
 		for _, s := range names {
-			want = append(want, tenants.TenantPlan{Tenant: s, From: 1, To: 2, Migrations: []string{"0002_nickname"}})
+			want = append(want, tenants.TenantPlan{Tenant: s, From: base, To: base + 1, Migrations: []string{fmt.Sprintf("%04d_nickname", base+1)}})
 		}
 		if rep.Migrated != 0 || fmt.Sprint(rep.Pending) != fmt.Sprint(want) {
 			t.Errorf("dry run: %+v, want pending %v", rep, want)
 		}
 		for _, s := range names {
-			if f.version(t, s) != 1 || len(f.records(t, s)) != 1 || f.hasColumn(t, s, "users", "nickname") {
+			if f.version(t, s) != base || len(f.records(t, s)) != base || f.hasColumn(t, s, "users", "nickname") {
 				t.Errorf("%s changed by a dry run", s)
 			}
 		}
@@ -272,7 +297,7 @@ func TestMigrateSelection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Latest != 2 || st.Behind != 3 || st.UpToDate != 0 || len(st.Tenants) != 3 || st.Tenants[0].Pending != 1 || st.Shared != 1 {
+	if st.Latest != base+1 || st.Behind != 3 || st.UpToDate != 0 || len(st.Tenants) != 3 || st.Tenants[0].Pending != 1 || st.Shared != migrations.Shared().Latest() {
 		t.Errorf("status before: %+v", st)
 	}
 
@@ -283,11 +308,12 @@ func TestMigrateSelection(t *testing.T) {
 	if err != nil || rep.Total != 1 || rep.Migrated != 1 {
 		t.Fatalf("one tenant: %+v, %v", rep, err)
 	}
-	if f.version(t, names[0]) != 2 || f.version(t, names[1]) != 1 {
+	if f.version(t, names[0]) != base+1 || f.version(t, names[1]) != base {
 		t.Errorf("--tenant %s migrated others too", names[0])
 	}
 
-	// A binary that knows only 0001 must not touch a tenant at 0002.
+	// A binary that knows only the embedded set must not touch a tenant
+	// at the version after it.
 	rep, err = f.catalog(t, migrations.Tenant()).Migrate(ctx, tenants.MigrateOptions{})
 	if !errors.Is(err, tenants.ErrMigrateFailed) || rep.Failed != 1 || !errors.Is(rep.Failures[0].Err, migrations.ErrUnknownVersion) {
 		t.Errorf("old binary: %+v, %v; want %s failed as unknown version", rep, err, names[0])
@@ -298,9 +324,9 @@ func TestMigrateSelection(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []tenants.TenantVersion{
-		{Name: names[0], Schema: names[0], Status: tenants.StatusActive, Version: 2, Pending: 0},
-		{Name: names[1], Schema: names[1], Status: tenants.StatusActive, Version: 1, Pending: 1},
-		{Name: names[2], Schema: names[2], Status: tenants.StatusActive, Version: 1, Pending: 1},
+		{Name: names[0], Schema: names[0], Status: tenants.StatusActive, Version: base + 1, Pending: 0},
+		{Name: names[1], Schema: names[1], Status: tenants.StatusActive, Version: base, Pending: 1},
+		{Name: names[2], Schema: names[2], Status: tenants.StatusActive, Version: base, Pending: 1},
 	}
 	if !slices.Equal(st.Tenants, want) || st.Behind != 2 || st.UpToDate != 1 {
 		t.Errorf("status after: %+v, want tenants %+v", st, want)

@@ -3,6 +3,7 @@ package tenants
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"time"
@@ -47,16 +48,40 @@ type Resolver struct {
 	complete bool
 }
 
+// ResolverOption changes a resolver built by NewResolver.
+type ResolverOption func(*Resolver)
+
+// WithClock makes the resolver read the time from now instead of
+// time.Now. The clock only decides when a remembered unknown host
+// expires, so a test can step it past the negative TTL instead of
+// sleeping through it.
+func WithClock(now func() time.Time) ResolverOption {
+	return func(r *Resolver) { r.now = now }
+}
+
 // NewResolver returns an empty resolver over lookup.
-func NewResolver(lookup Lookup, negativeTTL time.Duration) *Resolver {
-	return &Resolver{
+func NewResolver(lookup Lookup, negativeTTL time.Duration, opts ...ResolverOption) *Resolver {
+	r := &Resolver{
 		lookup:      lookup,
 		negativeTTL: negativeTTL,
 		now:         time.Now,
 		known:       map[string]*Tenant{},
 		unknown:     map[string]time.Time{},
 	}
+	for _, o := range opts {
+		o(r)
+	}
+	return r
 }
+
+// LookupTimeout bounds how long Resolve waits for the catalog when its
+// cache cannot answer and the caller's context has no deadline of its own.
+// A request has one (server.request_timeout), which bounds its lookup
+// instead: a lookup queues for a pooled connection behind the other
+// requests' statements, so a tighter bound of its own refused requests
+// that a busy, not stalled, database would have served (at 2 s and at
+// 5 s, in TestIsolationUnderConcurrency under the race detector).
+const LookupTimeout = 5 * time.Second
 
 // maxUnknown bounds the negative cache; past it, entries are dropped
 // wholesale, which at worst costs one query per host again.
@@ -77,15 +102,29 @@ func (r *Resolver) Resolve(ctx context.Context, host string) (*Tenant, error) {
 		return nil, ErrUnknownHost
 	}
 
+	// A miss asks the catalog, and waits for it no longer than the
+	// caller's deadline (LookupTimeout without one): a stalled catalog
+	// then costs a request a 503 (the error is a timeout), never a hang
+	// and never a fallback to another tenant. Only here: a cache hit must
+	// not pay for a timer.
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, LookupTimeout)
+		defer cancel()
+	}
+
 	// Requests share a lookup only within one epoch: one that arrives
 	// after a change must not be handed the answer to a query begun before
 	// it.
 	key := strconv.FormatUint(asked, 10) + " " + host
-	v, err, _ := r.group.Do(key, func() (any, error) {
+	ch := r.group.DoChan(key, func() (any, error) {
 		// The query must not die with the one request that started it:
-		// others are waiting on the same result.
-		ctx := context.WithoutCancel(ctx)
-		t, err := r.lookup.ByHost(ctx, host)
+		// others are waiting on the same result. It keeps that request's
+		// deadline, though, so a stalled catalog cannot hold it forever.
+		deadline, _ := ctx.Deadline()
+		lookupCtx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
+		defer cancel()
+		t, err := r.lookup.ByHost(lookupCtx, host)
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		if r.epoch != asked {
@@ -105,10 +144,20 @@ func (r *Resolver) Resolve(ctx context.Context, host string) (*Tenant, error) {
 		}
 		return t, err
 	})
-	if err != nil {
-		return nil, err
+	// Each request waits for the shared answer only as long as its own
+	// context allows: a lookup stuck on a stalled database (one whose
+	// driver does not even watch the deadline) answers the waiting
+	// requests with a timeout.
+	var res singleflight.Result
+	select {
+	case res = <-ch:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("resolve %s: %w", host, ctx.Err())
 	}
-	return v.(*Tenant), nil
+	if res.Err != nil {
+		return nil, res.Err
+	}
+	return res.Val.(*Tenant), nil
 }
 
 // Invalidate forgets everything cached; the next request per host asks

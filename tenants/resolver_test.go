@@ -23,10 +23,30 @@ func (c *countingCatalog) ByHost(ctx context.Context, host string) (*tenants.Ten
 	return c.Catalog.ByHost(ctx, host)
 }
 
+// manualClock is a clock that moves only when the test says so.
+type manualClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *manualClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *manualClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
 func TestResolverCache(t *testing.T) {
 	s := newStack(t, "postgres", 8, "acme")
 	cc := &countingCatalog{Catalog: s.catalog}
-	r := tenants.NewResolver(cc, 200*time.Millisecond)
+	const negativeTTL = 5 * time.Second
+	clock := &manualClock{now: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
+	r := tenants.NewResolver(cc, negativeTTL, tenants.WithClock(clock.Now))
 	ctx := context.Background()
 
 	t.Run("steady state costs no query", func(t *testing.T) {
@@ -74,7 +94,14 @@ func TestResolverCache(t *testing.T) {
 		if got := cc.byHost.Load() - before; got != 1 {
 			t.Errorf("500 unknown-host resolves made %d queries, want 1", got)
 		}
-		time.Sleep(250 * time.Millisecond) // past the negative TTL
+		clock.Advance(negativeTTL - time.Nanosecond) // the last instant it is remembered
+		if _, err := r.Resolve(ctx, "nobody.test"); !errors.Is(err, tenants.ErrUnknownHost) {
+			t.Fatalf("err = %v", err)
+		}
+		if got := cc.byHost.Load() - before; got != 1 {
+			t.Errorf("just before the TTL: %d queries, want 1", got)
+		}
+		clock.Advance(time.Nanosecond) // the TTL has passed
 		if _, err := r.Resolve(ctx, "nobody.test"); !errors.Is(err, tenants.ErrUnknownHost) {
 			t.Fatalf("err = %v", err)
 		}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"tenantry/fault"
 )
 
 // Status says whether a tenant is served.
@@ -24,8 +26,19 @@ type Tenant struct {
 	// SchemaVersion is the newest tenant migration applied to the schema.
 	SchemaVersion int          `json:"schema_version" gorm:"not null"`
 	Hosts         []TenantHost `json:"-" gorm:"foreignKey:TenantID;constraint:OnDelete:CASCADE"`
-	CreatedAt     time.Time    `json:"created_at"`
-	UpdatedAt     time.Time    `json:"updated_at"`
+	// RateLimit (requests/s), RateBurst and MaxConcurrent are the tenant's
+	// own limits (Limits, Limiter); nil takes the configured default. The
+	// tenant API does not show them: they are the operator's business.
+	RateLimit     *float64 `json:"-" gorm:"column:rate_limit"`
+	RateBurst     *int     `json:"-" gorm:"column:rate_burst"`
+	MaxConcurrent *int     `json:"-" gorm:"column:max_concurrent"`
+	// Removing is set from the committed start of a removal
+	// (Catalog.Remove) until the tenant's rows are gone, and stays set
+	// after a removal that failed half-way, until it is sent again. Such a
+	// tenant is not served: ErrRemoving.
+	Removing  bool      `json:"-" gorm:"column:removing;not null"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // TableName keeps the catalog's table name independent of GORM's pluraliser.
@@ -50,31 +63,52 @@ type TenantHost struct {
 // TableName keeps the catalog's table name independent of GORM's pluraliser.
 func (TenantHost) TableName() string { return "tenant_hosts" }
 
-// Errors returned (wrapped) by this package; test with errors.Is.
+// Errors returned (wrapped) by this package; test with errors.Is. Those a
+// client or an operator may cause are *fault.Error values: their kind,
+// code, title and message are what the APIs show (problem.From), and a
+// construction site that knows more gives a copy its own field and message
+// with With, which errors.Is still matches. Messages speak to whoever is
+// shown them: the tenant API's people (a "workspace") for the errors of
+// serving a host, the operator (a "tenant") for the catalog's.
 var (
 	// ErrUnknownHost means no tenant answers on the request's host.
-	ErrUnknownHost = errors.New("unknown host")
-	// ErrMalformedHost means the Host header is not a valid host[:port].
-	ErrMalformedHost = errors.New("malformed host")
+	ErrUnknownHost = &fault.Error{Kind: fault.NotFound, Code: "unknown-host", Title: "Unknown host",
+		Message: "No workspace is served on this host."}
+	// ErrMalformedHost means a host is not a valid host[:port]. It is the
+	// operator's input to the catalog (422), but a Host header to the
+	// tenant API, which shows it as an unknown host (package handlers).
+	ErrMalformedHost = &fault.Error{Kind: fault.Invalid, Code: "invalid-host", Title: "Invalid host",
+		Message: "not a valid host[:port]", Field: "host"}
 	// ErrSuspended means the tenant exists but is not being served.
-	ErrSuspended = errors.New("tenant suspended")
+	ErrSuspended = &fault.Error{Kind: fault.Forbidden, Code: "tenant-suspended", Title: "Workspace suspended",
+		Message: "This workspace is suspended."}
+	// ErrRemoving means the tenant is being removed: no new request is
+	// served while in-flight ones drain and its data is dropped or archived.
+	// It is 404 (unknown host) once the removal is done.
+	ErrRemoving = &fault.Error{Kind: fault.Unavailable, Code: "tenant-removing", Title: "Workspace being removed",
+		Message: "This workspace is being removed."}
 	// ErrBehind means the tenant's schema is older than the code and must be
 	// migrated before it is served.
-	ErrBehind = errors.New("tenant schema not migrated")
+	ErrBehind = &fault.Error{Kind: fault.Unavailable, Code: "tenant-migrating", Title: "Workspace being upgraded",
+		Message: "This workspace's data is being upgraded; try again shortly."}
 	// ErrNoTenant means a tenant-owned table was queried with no tenant in
-	// the statement's context.
+	// the statement's context: a fault of the code, never of the client.
 	ErrNoTenant = errors.New("no tenant in context")
 	// ErrOutsideScope means a tenant-scoped statement tried to reach
-	// something other than that tenant's own tables.
+	// something other than that tenant's own tables: a fault of the code.
 	ErrOutsideScope = errors.New("statement outside the tenant scope")
 	// ErrInvalidName means a tenant or schema name breaks the naming rules.
-	ErrInvalidName = errors.New("invalid name")
+	ErrInvalidName = &fault.Error{Kind: fault.Invalid, Code: "invalid-name", Title: "Invalid name",
+		Message: "invalid name", Field: "name"}
 	// ErrNotFound means no tenant has the given name.
-	ErrNotFound = errors.New("tenant not found")
+	ErrNotFound = &fault.Error{Kind: fault.NotFound, Code: "tenant-not-found", Title: "Tenant not found",
+		Message: "No tenant has this name."}
 	// ErrExists means a tenant with that name or schema already exists.
-	ErrExists = errors.New("tenant already exists")
+	ErrExists = &fault.Error{Kind: fault.Conflict, Code: "tenant-exists", Title: "Tenant already exists",
+		Message: "Conflicts with an existing tenant."}
 	// ErrHostTaken means the host already belongs to another tenant.
-	ErrHostTaken = errors.New("host belongs to another tenant")
+	ErrHostTaken = &fault.Error{Kind: fault.Conflict, Code: "host-taken", Title: "Host taken",
+		Message: "The host already belongs to another tenant."}
 )
 
 type ctxKey struct{}

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"tenantry/internal/testenv"
 	"tenantry/tenants"
 )
 
@@ -19,7 +20,12 @@ func TestStatusChangeStampsUpdatedAt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2 * time.Millisecond) // let the clock move past the creation stamp
+	// The pool's clock counts whole microseconds: wait until it has moved
+	// past the creation stamp, or the check below could not tell a stamp
+	// from a leftover.
+	testenv.Eventually(t, time.Second, func() bool {
+		return time.Now().Truncate(time.Microsecond).After(before.UpdatedAt)
+	}, "the clock moving past the creation stamp")
 	after, err := s.catalog.SetStatus(ctx, "acme", tenants.StatusSuspended)
 	if err != nil {
 		t.Fatal(err)

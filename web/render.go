@@ -44,6 +44,9 @@ type UserForm struct {
 	Inline      bool
 	Name, Email string
 	Errors      map[string]string
+	// Token is the form's one-time token, sent back as a hidden field: a
+	// form posted twice is answered once (see package handlers).
+	Token string
 }
 
 // UsersView is the list of a workspace's users with the add form.
@@ -69,6 +72,8 @@ type EditView struct {
 type DeleteView struct {
 	Layout
 	User models.User
+	// Token is the form's one-time token, as in UserForm.
+	Token string
 }
 
 // ErrorView explains an error to a person.

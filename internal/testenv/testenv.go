@@ -155,6 +155,13 @@ func WithAdmin(token string) Option {
 // stops it when t ends.
 func Start(t testing.TB, driver string, opts ...Option) *Env {
 	t.Helper()
+	return StartWithLog(t, driver, Logger(t), opts...)
+}
+
+// StartWithLog is Start with the service logging to log, for tests that
+// read what it logs.
+func StartWithLog(t testing.TB, driver string, log *slog.Logger, opts ...Option) *Env {
+	t.Helper()
 	var lns []net.Listener
 	for range 2 {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -178,7 +185,7 @@ func Start(t testing.TB, driver string, opts ...Option) *Env {
 		t.Fatalf("testenv: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.Open(ctx, cfg, Logger(t), app.WithOpenAPI(OpenAPI(t)), app.WithAdminOpenAPI(AdminOpenAPI(t)))
+	a, err := app.Open(ctx, cfg, log, app.WithOpenAPI(OpenAPI(t)), app.WithAdminOpenAPI(AdminOpenAPI(t)))
 	if err != nil {
 		cancel()
 		t.Fatalf("testenv: open: %v", err)
@@ -235,18 +242,14 @@ func TenantStatus(addr, host string, timeout time.Duration) (int, error) {
 // WaitHealthy polls url until it answers 200, failing t after within.
 func WaitHealthy(t testing.TB, url string, within time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for time.Now().Before(deadline) {
+	Eventually(t, within, func() bool {
 		resp, err := http.Get(url)
-		if err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
+		if err != nil {
+			return false
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("testenv: %s not healthy within %v", url, within)
+		_ = resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, url, " healthy")
 }
 
 func randomHex(n int) string {
