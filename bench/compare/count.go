@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"tenantry/bench/internal/benchproc"
 )
 
 // countResult is everything measured at one tenant count.
@@ -43,12 +45,12 @@ func (s *sitting) count(ctx context.Context, n int) (countResult, error) {
 	if err := requireFree(strings.TrimPrefix(tenantryURL, "http://"), adminListen); err != nil {
 		return cr, err
 	}
-	ten, err := start(s.work, fmt.Sprintf("tenantry-%d", n), s.bins["tenantry"], "serve", "--config", cfg)
+	ten, err := benchproc.Start(s.work, fmt.Sprintf("tenantry-%d", n), s.bins["tenantry"], "serve", "--config", cfg)
 	if err != nil {
 		return cr, err
 	}
-	defer ten.stop()
-	if cr.startup, err = waitReady(ctx, tenantryURL+"/api/users?limit=1", host(0), ten); err != nil {
+	defer ten.Stop()
+	if cr.startup, err = ten.WaitReady(ctx, tenantryURL+"/api/users?limit=1", host(0)); err != nil {
 		return cr, err
 	}
 	logf("%d tenants: tenantry answered 200 %s after exec", n, cr.startup.Round(time.Millisecond))

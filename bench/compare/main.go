@@ -83,6 +83,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver for set-up and seeding
 
 	"tenantry/bench/internal/benchdb"
+	"tenantry/bench/internal/benchproc"
 )
 
 // Addresses of the two apps; all loopback.
@@ -282,12 +283,12 @@ func run(ctx context.Context, o options) error {
 	if err := requireFree(strings.TrimPrefix(baselineURL, "http://")); err != nil {
 		return err
 	}
-	base, err := start(work, "baseline", bins["baseline"], "-addr", strings.TrimPrefix(baselineURL, "http://"), "-dsn", baseDB.DSN, "-max-open", pool, "-max-idle", pool)
+	base, err := benchproc.Start(work, "baseline", bins["baseline"], "-addr", strings.TrimPrefix(baselineURL, "http://"), "-dsn", baseDB.DSN, "-max-open", pool, "-max-idle", pool)
 	if err != nil {
 		return err
 	}
-	defer base.stop()
-	if info.baselineStartup, err = waitReady(ctx, baselineURL+"/api/users?limit=1", "", base); err != nil {
+	defer base.Stop()
+	if info.baselineStartup, err = base.WaitReady(ctx, baselineURL+"/api/users?limit=1", ""); err != nil {
 		return err
 	}
 	if err := seed(ctx, baseDB.DSN, `"users"`, o.users); err != nil {

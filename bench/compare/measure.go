@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"tenantry/bench/internal/benchproc"
 )
 
 // coldSlice is the length of each slice of the cold-start measurement.
@@ -19,7 +21,7 @@ const coldSlice = 10 * time.Second
 // app is one of the two servers under load.
 type app struct {
 	name, url, db, hosts string
-	proc                 *proc
+	proc                 *benchproc.Proc
 }
 
 // result is bench/load's -json output plus what compare measures around it.
@@ -74,7 +76,7 @@ func measure(ctx context.Context, o options, loadBin string, a app, mix string, 
 		_ = pg.QueryRowContext(ctx, "SELECT xact_commit FROM pg_stat_database WHERE datname = $1", a.db).Scan(&n)
 		return n
 	}
-	cpu0, c0 := a.proc.cpu(), commits()
+	cpu0, c0 := cpu(a.proc), commits()
 	var wg sync.WaitGroup
 	run, ended := context.WithCancel(ctx)
 	for _, side := range sides {
@@ -87,7 +89,7 @@ func measure(ctx context.Context, o options, loadBin string, a app, mix string, 
 		return r, err
 	}
 	time.Sleep(1500 * time.Millisecond) // let backends flush their statistics
-	cpu1, c1 := a.proc.cpu(), commits()
+	cpu1, c1 := cpu(a.proc), commits()
 	// Warm-up requests cost CPU and commits too: spread over every request
 	// of the run, estimated from the measured rate.
 	total := r.RPS * (o.duration + o.warmup).Seconds()

@@ -31,7 +31,7 @@ type memory struct {
 // connections are to other databases by then.
 func measureMemory(ctx context.Context, pg *sql.DB, a app) (memory, error) {
 	var m memory
-	st, err := procFields(fmt.Sprintf("/proc/%d/status", a.proc.pid()), "VmRSS", "VmHWM")
+	st, err := procFields(fmt.Sprintf("/proc/%d/status", a.proc.PID()), "VmRSS", "VmHWM")
 	if err != nil {
 		return m, err
 	}

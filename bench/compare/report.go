@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"tenantry/bench/internal/benchdb"
+
+	"tenantry/bench/internal/benchproc"
 )
 
 // pgSettings are the PostgreSQL settings the header reports.
@@ -103,7 +105,7 @@ func (r *report) count(cr countResult, baseCold []result, o options) {
 		noun = "tenant"
 	}
 	r.printf("\n### %s %s\n\n", thousands(cr.tenants), noun)
-	r.printf("Start-up: **%s** from exec of `tenantry serve` to its first 200 (polled every %s).\n\n", cr.startup.Round(time.Millisecond), readyPoll)
+	r.printf("Start-up: **%s** from exec of `tenantry serve` to its first 200 (polled every %s).\n\n", cr.startup.Round(time.Millisecond), benchproc.ReadyPoll)
 
 	r.printf("| mix | baseline req/s | tenantry req/s | ratio | baseline p50 / p99 | tenantry p50 / p99 | p99 ratio | errors (b / t) | app CPU µs/req (b / t) |\n")
 	r.printf("|---|---|---|---|---|---|---|---|---|\n")

@@ -69,6 +69,7 @@ import (
 
 	service "tenantry/app"
 	"tenantry/bench/internal/benchdb"
+	"tenantry/bench/internal/benchproc"
 	"tenantry/config"
 	"tenantry/migrations"
 	"tenantry/tenants"
@@ -218,13 +219,13 @@ func runMode(ctx context.Context, o options, work, bin, dsn, mode string) (modeR
 	if err := os.WriteFile(cfg, []byte(configYAML(o, mode, addr, adminAddr, token, dsn)), 0o600); err != nil {
 		return mr, err
 	}
-	p, err := start(work, "tenantry-"+mode, bin, "serve", "--config", cfg)
+	p, err := benchproc.Start(work, "tenantry-"+mode, bin, "serve", "--config", cfg)
 	if err != nil {
 		return mr, err
 	}
-	defer p.stop()
+	defer p.Stop()
 	base := "http://" + addr
-	if err := waitReady(ctx, base+"/api/users?limit=1", host(0), p); err != nil {
+	if _, err := p.WaitReady(ctx, base+"/api/users?limit=1", host(0)); err != nil {
 		return mr, err
 	}
 	if mode == "on" && o.noisyRate > 0 {
