@@ -39,6 +39,10 @@ type Deps struct {
 	// OpenAPI is the admin API's OpenAPI document (openapi-admin.yaml),
 	// served at GET /admin/openapi.yaml; without it that path is 404.
 	OpenAPI []byte
+	// AccessLines writes one access line per request (log.access);
+	// Observers are told of every request either way (middleware.Access).
+	AccessLines bool
+	Observers   []middleware.Observer
 }
 
 // Server is the admin API: an http.Handler plus the background migration
@@ -86,7 +90,8 @@ func NewServer(d Deps) (*Server, error) {
 	// A redirect would answer before the route's own checks; a wrong path
 	// is a plain 404 problem.
 	e.RedirectTrailingSlash = false
-	e.Use(middleware.Recover(s.log, s.writeProblem), s.accessLog, s.authenticate, middleware.LimitBody(s.maxBody, s.tooLarge))
+	e.Use(middleware.Access(s.log, middleware.AccessOptions{Server: "admin", Lines: d.AccessLines}, d.Observers...),
+		middleware.Recover(s.log, s.writeProblem), s.authenticate, middleware.LimitBody(s.maxBody, s.tooLarge))
 	s.routes(e)
 	s.engine = e
 	return s, nil
@@ -173,13 +178,3 @@ func (s *Server) tokenMatches(token string) bool {
 // tooLarge answers a body whose Content-Length is over maxBody (see
 // middleware.LimitBody).
 func (s *Server) tooLarge(c *gin.Context) { s.respondError(c, errTooLarge) }
-
-// accessLog records every admin request at info level: they are operator
-// actions, few and worth an audit trail.
-func (s *Server) accessLog(c *gin.Context) {
-	start := time.Now()
-	c.Next()
-	s.log.InfoContext(c.Request.Context(), "admin request",
-		"method", c.Request.Method, "path", c.Request.URL.Path, "remote", c.Request.RemoteAddr,
-		"status", c.Writer.Status(), "duration_ms", time.Since(start).Milliseconds())
-}

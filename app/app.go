@@ -153,15 +153,16 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, db *gorm.DB
 	// during any fault, and reported to the same Health as every statement.
 	ready := func(ctx context.Context) error { return o.health.Check(ctx, pool.PingContext) }
 	h := handlers.New(handlers.Deps{
-		Log:        log,
-		Scope:      scope,
-		Tenants:    mw,
-		Limits:     limits,
-		Ready:      ready,
-		MaxBody:    cfg.Server.MaxBodyBytes,
-		OpenAPI:    o.openAPI,
-		Pages:      pages,
-		SessionKey: sessionKey,
+		Log:         log,
+		Scope:       scope,
+		Tenants:     mw,
+		Limits:      limits,
+		Ready:       ready,
+		MaxBody:     cfg.Server.MaxBodyBytes,
+		OpenAPI:     o.openAPI,
+		Pages:       pages,
+		SessionKey:  sessionKey,
+		AccessLines: cfg.Log.Access,
 	})
 	// Every request of the tenant listeners gets server.request_timeout.
 	handler := middleware.Deadline(h, cfg.Server.RequestTimeout, nil)
@@ -231,7 +232,8 @@ func (a *App) ListenAdmin() error {
 		a.Log.Warn("admin.token is empty: generated a token valid for this process only; set admin.token (or TENANTRY_ADMIN_TOKEN) to choose one",
 			"admin_addr", ln.Addr().String(), "admin_token", token)
 	}
-	srv, err := admin.NewServer(admin.Deps{Log: a.Log, Catalog: a.Catalog, Token: token, OpenAPI: a.adminOpenAPI})
+	srv, err := admin.NewServer(admin.Deps{Log: a.Log, Catalog: a.Catalog, Token: token, OpenAPI: a.adminOpenAPI,
+		AccessLines: a.Config.Log.Access})
 	if err != nil {
 		_ = ln.Close()
 		return err

@@ -26,6 +26,7 @@ type Config struct {
 	Tenants  []TenantSeed `mapstructure:"tenants"`
 	Log      Log          `mapstructure:"log"`
 	Web      Web          `mapstructure:"web"`
+	Metrics  Metrics      `mapstructure:"metrics"`
 }
 
 // Server configures the tenant-facing HTTP listeners.
@@ -57,6 +58,10 @@ type Admin struct {
 	Listen string `mapstructure:"listen"`
 	// Token is the bearer token the admin API requires.
 	Token string `mapstructure:"token"`
+	// MetricsToken, when set, is a second bearer token accepted on
+	// GET /metrics only, so that a Prometheus scraper never holds the
+	// token that can remove tenants. The admin token works there too.
+	MetricsToken string `mapstructure:"metrics_token"`
 }
 
 // Database configures the connection pool.
@@ -173,6 +178,21 @@ type TenantSeed struct {
 type Log struct {
 	Level  string `mapstructure:"level"`
 	Format string `mapstructure:"format"`
+	// Access writes one line per served request at info level.
+	Access bool `mapstructure:"access"`
+	// SlowStatement is the duration past which a statement is logged at
+	// WARN; 0 logs none as slow.
+	SlowStatement time.Duration `mapstructure:"slow_statement"`
+}
+
+// Metrics configures the Prometheus metrics served at GET /metrics on
+// the admin listener.
+type Metrics struct {
+	// TenantSeries is how many tenants (the busiest by recent traffic)
+	// keep series of their own; the others are counted as tenant="other",
+	// so that /metrics stays bounded at any number of tenants. 0 folds
+	// every tenant into "other".
+	TenantSeries int `mapstructure:"tenant_series"`
 }
 
 // Web configures the HTML interface.
@@ -227,7 +247,8 @@ func Default() Config {
 			{Name: "localhost1", Schema: "localhost1", Hosts: []string{"localhost:5000", "127.0.0.1:5000"}},
 			{Name: "localhost2", Schema: "localhost2", Hosts: []string{"localhost:8000", "127.0.0.1:8000"}},
 		},
-		Log: Log{Level: "info", Format: "text"},
+		Log:     Log{Level: "info", Format: "text", Access: true, SlowStatement: 500 * time.Millisecond},
+		Metrics: Metrics{TenantSeries: 100},
 	}
 }
 
@@ -373,6 +394,10 @@ var keys = []key{
 	{name: "tenants", allowed: "a list of tenants in the config file; empty for none", emptyOK: true},
 	{name: "log.level", allowed: strings.Join(LogLevels, ", ")},
 	{name: "log.format", allowed: strings.Join(LogFormats, ", ")},
+	{name: "log.access", allowed: "true or false", decode: decodeAs[bool]},
+	{name: "log.slow_statement", allowed: "a duration such as 500ms, or 0 to log no statement as slow", decode: decodeAs[time.Duration]},
+	{name: "metrics.tenant_series", allowed: "a whole number from 0 to 10000", decode: decodeAs[int64]},
+	{name: "admin.metrics_token", allowed: "any text; empty: only the admin token reads /metrics", emptyOK: true},
 	{name: "web.session_key", allowed: "any text; empty signs with a random key", emptyOK: true},
 }
 
@@ -480,6 +505,10 @@ func setDefaults(v *viper.Viper, d Config) {
 	v.SetDefault("tenancy.rate_burst", d.Tenancy.RateBurst)
 	v.SetDefault("log.level", d.Log.Level)
 	v.SetDefault("log.format", d.Log.Format)
+	v.SetDefault("log.access", d.Log.Access)
+	v.SetDefault("log.slow_statement", d.Log.SlowStatement)
+	v.SetDefault("metrics.tenant_series", d.Metrics.TenantSeries)
+	v.SetDefault("admin.metrics_token", d.Admin.MetricsToken)
 	v.SetDefault("web.session_key", d.Web.SessionKey)
 	seeds := make([]map[string]any, 0, len(d.Tenants))
 	for _, s := range d.Tenants {
@@ -569,6 +598,12 @@ func (c Config) Validate() error {
 	}
 	if r := c.Tenancy.RateLimit; r < 0 || math.IsNaN(r) || math.IsInf(r, 0) {
 		bad("tenancy.rate_limit", r, "0 (unlimited) or a positive number of requests per second")
+	}
+	if c.Log.SlowStatement < 0 {
+		bad("log.slow_statement", c.Log.SlowStatement, "0 (none) or a positive duration")
+	}
+	if c.Metrics.TenantSeries < 0 || c.Metrics.TenantSeries > 10000 {
+		bad("metrics.tenant_series", c.Metrics.TenantSeries, "0 to 10000")
 	}
 	if c.Tenancy.RateBurst < 0 {
 		bad("tenancy.rate_burst", c.Tenancy.RateBurst, "0 (the rate rounded up) or more")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"time"
 
 	"github.com/gin-gonic/gin"
 	"gorm.io/gorm"
@@ -36,6 +35,11 @@ type Deps struct {
 	// of safe retries (idempotency.go); nil gets a fresh one on the real
 	// clock.
 	Idempotency *Idempotency
+	// AccessLines writes one access line per request (log.access);
+	// Observers (metrics, per-tenant stats) are told of every request
+	// either way (middleware.Access).
+	AccessLines bool
+	Observers   []middleware.Observer
 }
 
 // Server holds the handlers' dependencies.
@@ -63,29 +67,10 @@ func New(d Deps) http.Handler {
 	// about forwarding headers itself, from server.trusted_proxies.
 	_ = e.SetTrustedProxies(nil)
 	e.HandleMethodNotAllowed = true
-	e.Use(middleware.Recover(s.Log, s.writeProblem), s.accessLog)
+	e.Use(middleware.Access(s.Log, middleware.AccessOptions{Server: "tenants", Lines: d.AccessLines}, d.Observers...),
+		middleware.Recover(s.Log, s.writeProblem))
 	s.routes(e)
 	return e
-}
-
-// accessLog records every request at debug level. The record is built
-// only when debug is enabled: its attributes cost allocations on every
-// request, and in production the level is info.
-func (s *Server) accessLog(c *gin.Context) {
-	start := time.Now()
-	c.Next()
-	ctx := c.Request.Context()
-	if !s.Log.Enabled(ctx, slog.LevelDebug) {
-		return
-	}
-	attrs := []slog.Attr{
-		slog.String("method", c.Request.Method), slog.String("path", c.Request.URL.Path), slog.String("host", c.Request.Host),
-		slog.Int("status", c.Writer.Status()), slog.Int64("duration_ms", time.Since(start).Milliseconds()),
-	}
-	if t, ok := tenants.FromContext(ctx); ok {
-		attrs = append(attrs, slog.String("tenant", t.Name))
-	}
-	s.Log.LogAttrs(ctx, slog.LevelDebug, "request", attrs...)
 }
 
 // tooLarge answers a body whose Content-Length is over MaxBody (see
