@@ -316,11 +316,16 @@ func Load(fs *pflag.FlagSet) (Config, error) {
 		}
 	}
 
+	if err := unknownKeys(v, path); err != nil {
+		return Config{}, err
+	}
 	if err := checkKeys(v, fromFlag); err != nil {
 		return Config{}, err
 	}
 	var c Config
-	if err := v.Unmarshal(&c); err != nil {
+	// Exact: a misspelt field of a tenant seed (hostz:) is refused too,
+	// rather than seeding a tenant without hosts.
+	if err := v.UnmarshalExact(&c); err != nil {
 		return Config{}, fmt.Errorf("config: %w", err)
 	}
 	if c.Tenancy.Strategy == "" {
@@ -444,6 +449,24 @@ func exact(target, val any) error {
 // where empty means nothing, and every value that does not decode. A key
 // given by a flag (fromFlag) is not judged by its variable, which the flag
 // overrides.
+// unknownKeys refuses a key no part of tenantry reads, such as a misspelt
+// `sever.listen:` or `log.levle:` in the config file: ignored, it would
+// leave the default in force while the operator believes otherwise.
+func unknownKeys(v *viper.Viper, path string) error {
+	known := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		known[k.name] = true
+	}
+	var errs []error
+	for _, name := range v.AllKeys() {
+		if !known[name] {
+			errs = append(errs, fmt.Errorf("config: %s (in %s) is not a known key; config.yaml lists every key", name, path))
+		}
+	}
+	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	return errors.Join(errs...)
+}
+
 func checkKeys(v *viper.Viper, fromFlag map[string]bool) error {
 	var errs []error
 	for _, k := range keys {

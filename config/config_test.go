@@ -137,6 +137,8 @@ func TestInvalidValuesNameTheKey(t *testing.T) {
 		{map[string]string{"TENANTRY_TENANCY_RATE_LIMIT": "-5"}, "tenancy.rate_limit", "0 (unlimited) or a positive number"},
 		{map[string]string{"TENANTRY_TENANCY_RATE_LIMIT": "NaN"}, "tenancy.rate_limit", "0 (unlimited) or a positive number"},
 		{map[string]string{"TENANTRY_TENANCY_RATE_BURST": "-1"}, "tenancy.rate_burst", "0 (the rate rounded up) or more"},
+		{map[string]string{"TENANTRY_LOG_SLOW_STATEMENT": "-1s"}, "log.slow_statement", "0 (none)"},
+		{map[string]string{"TENANTRY_METRICS_TENANT_SERIES": "10001"}, "metrics.tenant_series", "0 to 10000"},
 	} {
 		t.Run(tc.wantKey, func(t *testing.T) {
 			chdir(t)
@@ -149,6 +151,36 @@ func TestInvalidValuesNameTheKey(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tc.wantKey) || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %q should name %q and %q", err, tc.wantKey, tc.want)
+			}
+		})
+	}
+}
+
+// TestUnknownKeysAreRefused: a misspelt key would otherwise be ignored and
+// leave its default in force while the operator believes it changed.
+func TestUnknownKeysAreRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"top level", "sever:\n  listen: [\":5000\"]\n", []string{"sever.listen", "not a known key"}},
+		{"nested", "log:\n  levle: debug\n", []string{"log.levle", "not a known key"}},
+		{"two at once", "log:\n  levle: debug\ndatabase:\n  dns: x\n", []string{"log.levle", "database.dns"}},
+		{"tenant seed field", "tenants:\n  - name: a\n    schema: a\n    hostz: [\"a:1\"]\n", []string{"hostz"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			chdir(t)
+			if err := os.WriteFile("config.yaml", []byte(tc.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := config.Load(nil)
+			if err == nil {
+				t.Fatalf("Load accepted %q", tc.yaml)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q should contain %q", err, w)
+				}
 			}
 		})
 	}
