@@ -294,6 +294,16 @@ func (s Set) Apply(ctx context.Context, tx *gorm.DB, t Target) (Set, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(pending) > 0 && t.Dialect == Postgres {
+		// database.statement_timeout is a backstop for requests; a
+		// migration (an index over a large table) may rightly run longer.
+		// SET LOCAL ends with this transaction, so the pooled connection
+		// goes back with its own setting. lock_timeout stays: a migration
+		// that waits for a lock would queue every request behind it.
+		if err := tx.WithContext(ctx).Exec("SET LOCAL statement_timeout = 0").Error; err != nil {
+			return nil, fmt.Errorf("lift statement_timeout for migrations: %w", err)
+		}
+	}
 	for _, m := range pending {
 		stmts, err := m.Render(t)
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -166,5 +167,36 @@ func TestApplyRollsBack(t *testing.T) {
 				t.Errorf("second Apply: %v, %v; want nothing applied", applied, err)
 			}
 		})
+	}
+}
+
+// TestApplyOutlastsStatementTimeout: database.statement_timeout bounds
+// requests, not migrations. A migration longer than it applies, and the
+// connection keeps its timeout for the statements after the transaction.
+func TestApplyOutlastsStatementTimeout(t *testing.T) {
+	ctx := context.Background()
+	cfg := testenv.Database(t, "postgres")
+	cfg.StatementTimeout = 200 * time.Millisecond
+	cfg.MaxOpenConns, cfg.MaxIdleConns = 1, 1 // the same connection before and after
+	db, dialect, err := database.Open(ctx, cfg, testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = database.Close(db) })
+	slow := "SELECT pg_sleep(0.5);"
+	set, err := migrations.Load(fstest.MapFS{"m/0001_slow.postgres.sql": file(slow), "m/0001_slow.sqlite.sql": file(slow)}, "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := migrations.Target{Dialect: dialect,
+		Table: func(n string) string { return "slow_" + n },
+		Index: func(n string) string { return "slow_" + n }}
+	var applied migrations.Set
+	err = db.Transaction(func(tx *gorm.DB) error { applied, err = set.Apply(ctx, tx, target); return err })
+	if err != nil || len(applied) != 1 {
+		t.Fatalf("Apply = %v, %v; want the slow migration applied", applied, err)
+	}
+	if err := db.Exec("SELECT pg_sleep(0.5)").Error; err == nil {
+		t.Error("a statement after the migration ran past statement_timeout; the SET LOCAL leaked")
 	}
 }
