@@ -97,6 +97,22 @@ func classify(err error, tenant bool) error {
 	return err
 }
 
+// lockWait reports whether err is a wait for a lock that ran out:
+// PostgreSQL's lock_timeout (55P03) or SQLite's busy_timeout behind
+// another writer. The database answered it; it is no sign of an outage.
+func lockWait(err error) bool {
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		return pg.Code == "55P03"
+	}
+	var lite *gosqlite.Error
+	if errors.As(err, &lite) {
+		c := lite.Code() & 0xff
+		return c == sqliteBusy || c == sqliteLocked
+	}
+	return false
+}
+
 // pgKind maps a SQLSTATE (PostgreSQL Appendix A) to its sentinel, or nil.
 func pgKind(code string, tenant bool) *fault.Error {
 	switch {

@@ -115,15 +115,25 @@ func (h *Health) Failed(ctx context.Context, err error) {
 }
 
 // Observe records the outcome of a statement or check by its error's
-// kind: nil and the database's own refusals are answers, Unavailable and
-// Timeout are failures, and a cancelled request says nothing either way.
+// kind: nil and the database's own refusals (a lock wait past
+// lock_timeout among them) are answers, Unavailable and other Timeouts are
+// failures, and a cancelled request says nothing either way.
 func (h *Health) Observe(ctx context.Context, err error) {
 	if err == nil {
 		h.Answered(ctx)
 		return
 	}
 	switch fault.KindOf(err) {
-	case fault.Unavailable, fault.Timeout:
+	case fault.Unavailable:
+		h.Failed(ctx, err)
+	case fault.Timeout:
+		// A lock wait that timed out is the database answering, about
+		// one row another transaction holds; only a statement that got no
+		// answer in time says something about the database.
+		if lockWait(err) {
+			h.Answered(ctx)
+			return
+		}
 		h.Failed(ctx, err)
 	case fault.Canceled:
 	default:

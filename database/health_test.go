@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"tenantry/database"
 	"tenantry/fault"
 	"tenantry/internal/testenv"
@@ -156,5 +158,33 @@ func TestHealthCheckIsBounded(t *testing.T) {
 	}
 	if fault.KindOf(err) != fault.Timeout || h.Available() {
 		t.Errorf("err = %v, available = %v: want a timeout and the database marked down", err, h.Available())
+	}
+}
+
+// TestHealthLockWaitIsAnAnswer: a statement refused after lock_timeout
+// (PostgreSQL 55P03) was answered by the database; only failures without
+// an answer take it for unavailable.
+func TestHealthLockWaitIsAnAnswer(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		err           error
+		wantAvailable bool
+	}{
+		{"lock_timeout", &pgconn.PgError{Code: "55P03", Message: "canceling statement due to lock timeout"}, true},
+		{"statement_timeout", &pgconn.PgError{Code: "57014", Message: "canceling statement due to statement timeout"}, false},
+		{"request deadline", context.DeadlineExceeded, false},
+		{"connection refused", &pgconn.PgError{Code: "57P03", Message: "the database system is starting up"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf testenv.Buffer
+			h := database.NewHealth(slog.New(slog.NewTextHandler(&buf, nil)))
+			h.Observe(context.Background(), database.Classify(tc.err))
+			if got := h.Available(); got != tc.wantAvailable {
+				t.Errorf("Available() = %v after %v, want %v", got, tc.err, tc.wantAvailable)
+			}
+			if got := countMsg(buf.String(), "database unavailable"); got != map[bool]int{true: 0, false: 1}[tc.wantAvailable] {
+				t.Errorf("%d unavailable lines, log:\n%s", got, buf.String())
+			}
+		})
 	}
 }
