@@ -27,6 +27,13 @@ type LimitDefaults struct {
 	// Wait is how long a request over the concurrency limit waits for a
 	// slot before it is refused (tenancy.concurrency_wait).
 	Wait time.Duration
+	// Pool makes the concurrency limit work-conserving: a request over
+	// its tenant's limit is still admitted while fewer than Pool requests
+	// of limited tenants are in flight in all, so a tenant alone on the
+	// process can use the whole database pool (database.max_open_conns).
+	// Once the pool is in demand every tenant is held to its own limit
+	// again; a borrowed slot lasts one request. 0 never lends.
+	Pool int
 }
 
 // Errors the Limiter refuses a request with: 429 on every API, with
@@ -73,6 +80,11 @@ type Limiter struct {
 	nextSweep atomic.Int64 // unix nanoseconds
 
 	rateRefused, concurrencyRefused atomic.Uint64
+	// inflight counts the requests of tenants under a concurrency limit
+	// that are admitted or waiting; it decides whether a slot may be
+	// lent (LimitDefaults.Pool).
+	inflight atomic.Int64
+	borrowed atomic.Uint64
 }
 
 // limiterShards spreads the entries over several maps so that requests of
@@ -202,23 +214,43 @@ func (l *Limiter) Handler(onError func(c *gin.Context, err error)) gin.HandlerFu
 			c.Abort()
 			return
 		}
-		if held != nil {
-			// Deferred, so that a panicking handler (answered 500 by the
-			// recover middleware further out) still frees its slot.
-			defer held.release()
-		}
+		// Deferred, so that a panicking handler (answered 500 by the
+		// recover middleware further out) still frees its slot.
+		defer l.release(held)
 		c.Next()
 	}
 }
 
-// admit applies t's limits to one request. It returns the tenant's state
-// when the request holds one of its concurrency slots, to be released
-// when the request is done, nil when it holds none.
-func (l *Limiter) admit(ctx context.Context, t *Tenant) (*tenantLimit, error) {
+// ticket is what an admitted request holds until release: one of its
+// tenant's slots (own), a slot lent from the pool's spare room, or
+// nothing (a tenant without a concurrency limit).
+type ticket struct {
+	e   *tenantLimit
+	own bool
+}
+
+// release gives back what t holds.
+func (l *Limiter) release(t ticket) {
+	if t.e == nil {
+		return
+	}
+	if t.own {
+		t.e.release()
+	}
+	l.inflight.Add(-1)
+}
+
+// Borrowed returns how many requests were admitted over their tenant's
+// concurrency limit because the pool had room (LimitDefaults.Pool).
+func (l *Limiter) Borrowed() uint64 { return l.borrowed.Load() }
+
+// admit applies t's limits to one request and returns what the request
+// holds until release.
+func (l *Limiter) admit(ctx context.Context, t *Tenant) (ticket, error) {
 	want := l.For(t)
 	if want == (Effective{}) {
 		// No limit at all: no state, no clock, nothing to allocate.
-		return nil, nil
+		return ticket{}, nil
 	}
 	now := l.now()
 	l.maybeSweep(now)
@@ -228,24 +260,32 @@ func (l *Limiter) admit(ctx context.Context, t *Tenant) (*tenantLimit, error) {
 		l.refused(ctx, t, e, "rate", now)
 		err := *ErrRateLimited
 		err.RetryAfter = e.retryAfter(now)
-		return nil, &err
+		return ticket{}, &err
 	}
 	if e.slots == nil {
-		return nil, nil
+		return ticket{}, nil
 	}
+	// Counted before the slot is sought, so that a request waiting for
+	// one is demand on the pool too, and no tenant borrows past it.
+	n := l.inflight.Add(1)
 	select {
 	case e.slots <- struct{}{}:
-		return e, nil
+		return ticket{e: e, own: true}, nil
 	default:
 	}
+	if n <= int64(l.defaults.Pool) {
+		l.borrowed.Add(1)
+		return ticket{e: e}, nil
+	}
 	if err := e.wait(ctx, l.defaults.Wait); err != nil {
+		l.inflight.Add(-1)
 		if fault.KindOf(err) == fault.TooMany {
 			l.concurrencyRefused.Add(1)
 			l.refused(ctx, t, e, "concurrency", now)
 		}
-		return nil, err
+		return ticket{}, err
 	}
-	return e, nil
+	return ticket{e: e, own: true}, nil
 }
 
 // refused counts a refusal of t's request over limit ("rate",

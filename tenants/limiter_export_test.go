@@ -6,14 +6,11 @@ import "context"
 // so that a test can keep a tenant busy without a slow handler; release
 // frees the slot. It fails as admission would (rate, concurrency).
 func (l *Limiter) Hold(ctx context.Context, t *Tenant) (release func(), err error) {
-	e, err := l.admit(ctx, t)
+	tk, err := l.admit(ctx, t)
 	if err != nil {
 		return nil, err
 	}
-	if e == nil {
-		return func() {}, nil
-	}
-	return e.release, nil
+	return func() { l.release(tk) }, nil
 }
 
 // Waiting returns how many requests of the tenant with id wait for a
@@ -31,9 +28,7 @@ func (l *Limiter) Waiting(id uint64) int {
 // AdmitAndRelease admits one request of t, as the middleware does, and
 // releases its slot at once.
 func (l *Limiter) AdmitAndRelease(ctx context.Context, t *Tenant) error {
-	e, err := l.admit(ctx, t)
-	if e != nil {
-		e.release()
-	}
+	tk, err := l.admit(ctx, t)
+	l.release(tk)
 	return err
 }

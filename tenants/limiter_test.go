@@ -517,3 +517,63 @@ type nopWriter struct{ header http.Header }
 func (w nopWriter) Header() http.Header         { return w.header }
 func (w nopWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (w nopWriter) WriteHeader(int)             {}
+
+// TestLimiterLendsSpareRoom: with LimitDefaults.Pool the concurrency limit
+// is work-conserving. A tenant alone may go past its limit up to the
+// pool; once other tenants' requests fill the pool it is held to its own
+// limit again, while they always get their own slots.
+func TestLimiterLendsSpareRoom(t *testing.T) {
+	ctx := context.Background()
+	hot, quiet := tenant(1, nil, nil, nil), tenant(2, nil, nil, nil)
+	hold := func(t *testing.T, l *tenants.Limiter, tn *tenants.Tenant) func() {
+		t.Helper()
+		release, err := l.Hold(ctx, tn)
+		if err != nil {
+			t.Fatalf("tenant %d refused: %v", tn.ID, err)
+		}
+		return release
+	}
+	refused := func(t *testing.T, l *tenants.Limiter, tn *tenants.Tenant) {
+		t.Helper()
+		if _, err := l.Hold(ctx, tn); !errors.Is(err, tenants.ErrConcurrencyLimited) {
+			t.Fatalf("tenant %d: err = %v, want ErrConcurrencyLimited", tn.ID, err)
+		}
+	}
+
+	l := tenants.NewLimiter(tenants.LimitDefaults{Concurrency: 2, Pool: 4})
+	// Alone, the hot tenant uses the whole pool: 2 own slots, 2 lent.
+	var hotHeld []func()
+	for range 4 {
+		hotHeld = append(hotHeld, hold(t, l, hot))
+	}
+	refused(t, l, hot)
+	if got := l.Borrowed(); got != 2 {
+		t.Errorf("Borrowed() = %d, want 2", got)
+	}
+	// The quiet tenant's own slots are never lent away.
+	q1, q2 := hold(t, l, quiet), hold(t, l, quiet)
+	refused(t, l, quiet) // its limit, and the pool is full
+	// The lent slots come back as the hot tenant's requests end; with the
+	// quiet tenant's two in flight the pool has no room to lend again.
+	hotHeld[3]()
+	hotHeld[2]()
+	refused(t, l, hot)
+	q1()
+	q2()
+	// The pool has room again: the hot tenant may borrow once more.
+	hotHeld = append(hotHeld[:2], hold(t, l, hot))
+	for _, r := range hotHeld {
+		r()
+	}
+
+	t.Run("no pool, no lending", func(t *testing.T) {
+		l := tenants.NewLimiter(tenants.LimitDefaults{Concurrency: 2})
+		r1, r2 := hold(t, l, hot), hold(t, l, hot)
+		refused(t, l, hot)
+		r1()
+		r2()
+		if got := l.Borrowed(); got != 0 {
+			t.Errorf("Borrowed() = %d, want 0", got)
+		}
+	})
+}
