@@ -86,7 +86,8 @@
 // Every tenant shares one pool and one CPU, so Limiter (limiter.go) bounds
 // each tenant's share: at most tenancy.max_concurrent_per_tenant of its
 // requests are served at once (by default half of database.max_open_conns,
-// so one tenant never holds more than half the connections), and, when
+// so one tenant never holds more than half the connections while others
+// want them), and, when
 // tenancy.rate_limit is set, at most that many a second (a token bucket
 // with tenancy.rate_burst). A tenant may have its own limits in the catalog
 // (Catalog.SetLimits; NULL or 0 is the default), read from the resolved
@@ -95,7 +96,11 @@
 // over the concurrency limit after waiting up to tenancy.concurrency_wait
 // for a slot: both 429 with Retry-After. 429, not 503: the service is
 // up and other tenants are being served; it is this tenant that must slow
-// down. State is per tenant ID, made on first use and swept once idle, so
+// down. The concurrency limit is work-conserving: while fewer than
+// database.max_open_conns requests of all tenants are in flight, a tenant
+// over its limit borrows a slot for one request, so a tenant alone on the
+// process still uses the whole pool; as soon as other tenants fill it,
+// every tenant is held to its own limit again. State is per tenant ID, made on first use and swept once idle, so
 // memory follows the active tenants, not the catalog. Limits are per
 // process. bench/noisy measures what they buy.
 //
