@@ -145,18 +145,19 @@ func TestOpenWaitsForTheDatabase(t *testing.T) {
 // sub-millisecond value is not rounded down to 0 (none).
 func TestOpenTimeoutSettings(t *testing.T) {
 	for _, tc := range []struct {
-		name                string
-		statement, lock     time.Duration
-		wantStatement, want string
+		name                      string
+		statement, lock           time.Duration
+		wantStatement, want, idle string
 	}{
-		{"defaults", config.Default().Database.StatementTimeout, config.Default().Database.LockTimeout, "15s", "5s"},
-		{"disabled", 0, 0, "0", "0"},
-		{"sub-millisecond", 1500 * time.Millisecond, 300 * time.Microsecond, "1500ms", "1ms"},
+		{"defaults", config.Default().Database.StatementTimeout, config.Default().Database.LockTimeout, "15s", "5s", "1min"},
+		{"disabled", 0, 0, "0", "0", "0"},
+		{"sub-millisecond", 1500 * time.Millisecond, 300 * time.Microsecond, "1500ms", "1ms", "6s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := openRouter(t, 2, 2, func(d *config.Database) { d.StatementTimeout, d.LockTimeout = tc.statement, tc.lock })
 			for _, k := range keysInGroups(t, r) {
-				for setting, want := range map[string]string{"statement_timeout": tc.wantStatement, "lock_timeout": tc.want} {
+				for setting, want := range map[string]string{"statement_timeout": tc.wantStatement, "lock_timeout": tc.want,
+					"idle_in_transaction_session_timeout": tc.idle} {
 					var got string
 					if err := r.QueryRowContext(withKey(k), "SHOW "+setting).Scan(&got); err != nil {
 						t.Fatal(err)

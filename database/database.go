@@ -26,6 +26,9 @@ type options struct {
 	route  RouteKey
 	health *Health
 	slow   time.Duration
+	// slowSet tells LogSlowerThan(0), which logs no statement as slow,
+	// from no LogSlowerThan at all, which keeps slowStatement.
+	slowSet bool
 }
 
 // RouteBy makes the pool route each statement by key (see Router); without
@@ -37,6 +40,11 @@ func RouteBy(key RouteKey) Option { return func(o *options) { o.route = key } }
 // logs the database's changes of state; without it Open makes its own.
 // Pass the Health the readiness check uses, so both feed one log.
 func WithHealth(h *Health) Option { return func(o *options) { o.health = h } }
+
+// LogSlowerThan makes the pool log every statement slower than d at WARN
+// (log.slow_statement), with its placeholders, never its values; d <= 0
+// logs no statement as slow. Without it the threshold is 500 ms.
+func LogSlowerThan(d time.Duration) Option { return func(o *options) { o.slow, o.slowSet = d, true } }
 
 // Open connects to the configured database, checks that it answers, and
 // returns the pool with its dialect. GORM's error translation is on, so a
@@ -88,7 +96,7 @@ func Open(ctx context.Context, c config.Database, log *slog.Logger, opts ...Opti
 		health = NewHealth(log)
 	}
 	slow := slowStatement
-	if o.slow != 0 {
+	if o.slowSet {
 		slow = o.slow
 	}
 	var dialector gorm.Dialector
@@ -161,6 +169,11 @@ func postgresGroups(c config.Database) ([]*sql.DB, error) {
 	// still ends, and a lock wait ends before the request's deadline.
 	if c.StatementTimeout > 0 {
 		pc.RuntimeParams["statement_timeout"] = milliseconds(c.StatementTimeout)
+		// A transaction left open between statements (a stuck goroutine,
+		// a bug) would hold its row locks, and block a tenant's removal,
+		// for ever; tenantry's own transactions pause between statements
+		// for milliseconds. The server ends such a session instead.
+		pc.RuntimeParams["idle_in_transaction_session_timeout"] = milliseconds(IdleInTransaction(c.StatementTimeout))
 	}
 	if c.LockTimeout > 0 {
 		pc.RuntimeParams["lock_timeout"] = milliseconds(c.LockTimeout)
@@ -194,6 +207,10 @@ func staggered(life time.Duration, n, i int) time.Duration {
 func milliseconds(d time.Duration) string {
 	return strconv.FormatInt(int64((d+time.Millisecond-1)/time.Millisecond), 10)
 }
+
+// IdleInTransaction is the idle_in_transaction_session_timeout set
+// with a statement_timeout: four times it (a minute at the default).
+func IdleInTransaction(statementTimeout time.Duration) time.Duration { return 4 * statementTimeout }
 
 // share is group i's part of total split over n groups.
 func share(total, n, i int) int {
