@@ -112,6 +112,10 @@ type options struct {
 	pprofOut     string
 	out          string
 	keep         bool
+	// accessLog runs tenantry as shipped for operations: log.level info
+	// with one JSON access line per request (to its log file); false is
+	// log.level warn and log.access off. Metrics are counted either way.
+	accessLog bool
 }
 
 func main() {
@@ -135,6 +139,7 @@ func main() {
 	flag.StringVar(&o.pprofOut, "pprof-out", "", "directory for tenantry CPU profiles, one per count (empty: none)")
 	flag.StringVar(&o.out, "out", "", "also write the markdown report to this file")
 	flag.BoolVar(&o.keep, "keep", false, "keep the scratch databases")
+	flag.BoolVar(&o.accessLog, "access-log", false, "run tenantry with log.level info and a JSON access line per request (false: log.level warn, log.access off)")
 	flag.Parse()
 
 	err := func() error {

@@ -89,13 +89,13 @@ func (r *report) header(info sittingInfo, o options) {
 		runtime.NumCPU(), benchdb.CPUModel(), benchdb.Memory(), info.pgVersion, strings.Join(info.pgSettings, ", "), runtime.Version(), info.loadBefore)
 	r.printf("**Method:** tenantry with %s tenants (t0…tN-1 on schemas, %d users each, provisioned incrementally; "+
 		"a fresh `tenantry serve` per count) against the baseline (%d users, started once; it answered its first request %s after exec). "+
-		"Both apps: pool %d (max open = max idle); tenantry: database.pool_groups %s, database.statement_cache_capacity %s. "+
+		"Both apps: pool %d (max open = max idle); tenantry: database.pool_groups %s, database.statement_cache_capacity %s, %s. "+
 		"bench/load: %d keep-alive connections; for tenantry the Host header rotates over all N tenants; requests in flight at the end of a run are let finish, uncounted, so the pools keep their connections. "+
 		"Rounds: %d alternating runs per app and mix (%s), each %s warm-up + %s measured, all read rounds before the POST rounds; tables show medians. "+
 		"%s"+
 		"Before each count after the first, the users tables POST rounds wrote to (baseline and tenants) are truncated and re-seeded, so reads always see only the seeded users. "+
 		"Memory is read after each count's runs. App CPU is the server's user+system time over the run (warm-up included) per request.\n",
-		joinInts(o.counts), o.users, o.users, info.baselineStartup.Round(time.Millisecond), o.pool, orDefault(o.poolGroups), orDefault(o.stmtCache),
+		joinInts(o.counts), o.users, o.users, info.baselineStartup.Round(time.Millisecond), o.pool, orDefault(o.poolGroups), orDefault(o.stmtCache), logMethod(o.accessLog),
 		o.conns, o.rounds, strings.Join(o.mixes, ", "), o.warmup, o.duration, coldMethod(o.cold))
 }
 
@@ -234,4 +234,12 @@ func thousands(n int) string {
 		s = s[:i] + "," + s[i:]
 	}
 	return s
+}
+
+// logMethod says how tenantry logged during the sitting (-access-log).
+func logMethod(access bool) string {
+	if access {
+		return "log.level info with a JSON access line per request (to a file)"
+	}
+	return "log.level warn, access lines off"
 }
