@@ -159,6 +159,15 @@ func DefaultMaxConcurrent(maxOpenConns int) int {
 	return max(maxOpenConns/2, 1)
 }
 
+// LendLimit is how many requests of all tenants may be in flight before
+// a tenant over its concurrency limit can no longer borrow a slot: the
+// pool less a quarter of it (at least one connection), so a tenant alone
+// on the process uses three quarters of the pool while the rest stays
+// free for a tenant that arrives. A pool of one lends nothing.
+func LendLimit(maxOpenConns int) int {
+	return max(maxOpenConns-max(maxOpenConns/4, 1), 0)
+}
+
 // DefaultConcurrencyWait is tenancy.concurrency_wait when it is not set:
 // long enough for a burst to be served from the queue rather than
 // refused (a slot turns over in milliseconds), short enough that a tenant

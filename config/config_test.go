@@ -496,3 +496,13 @@ func TestDeadlines(t *testing.T) {
 		}
 	})
 }
+
+// TestLendLimit: the work-conserving concurrency limit lends up to three
+// quarters of the pool and always keeps one connection back.
+func TestLendLimit(t *testing.T) {
+	for _, tc := range []struct{ pool, want int }{{1, 0}, {2, 1}, {4, 3}, {16, 12}, {32, 24}, {0, 0}} {
+		if got := config.LendLimit(tc.pool); got != tc.want {
+			t.Errorf("LendLimit(%d) = %d, want %d", tc.pool, got, tc.want)
+		}
+	}
+}

@@ -96,11 +96,13 @@
 // over the concurrency limit after waiting up to tenancy.concurrency_wait
 // for a slot: both 429 with Retry-After. 429, not 503: the service is
 // up and other tenants are being served; it is this tenant that must slow
-// down. The concurrency limit is work-conserving: while fewer than
-// database.max_open_conns requests of all tenants are in flight, a tenant
-// over its limit borrows a slot for one request, so a tenant alone on the
-// process still uses the whole pool; as soon as other tenants fill it,
-// every tenant is held to its own limit again. State is per tenant ID, made on first use and swept once idle, so
+// down. The concurrency limit is work-conserving: while no more than three
+// quarters of database.max_open_conns requests of all tenants are in
+// flight (config.LendLimit), a tenant over its limit borrows a slot for
+// one request, so a tenant alone on the process uses most of the pool;
+// the last quarter stays free for a tenant that arrives, and once other
+// tenants fill the pool every tenant is held to its own limit again.
+// State is per tenant ID, made on first use and swept once idle, so
 // memory follows the active tenants, not the catalog. Limits are per
 // process. bench/noisy measures what they buy.
 //

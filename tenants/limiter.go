@@ -27,13 +27,15 @@ type LimitDefaults struct {
 	// Wait is how long a request over the concurrency limit waits for a
 	// slot before it is refused (tenancy.concurrency_wait).
 	Wait time.Duration
-	// Pool makes the concurrency limit work-conserving: a request over
-	// its tenant's limit is still admitted while fewer than Pool requests
-	// of limited tenants are in flight in all, so a tenant alone on the
-	// process can use the whole database pool (database.max_open_conns).
-	// Once the pool is in demand every tenant is held to its own limit
-	// again; a borrowed slot lasts one request. 0 never lends.
-	Pool int
+	// Lend makes the concurrency limit work-conserving: a request over
+	// its tenant's limit is still admitted, for that one request, while
+	// no more than Lend requests of limited tenants are in flight in all,
+	// so a tenant alone on the process uses most of the database pool.
+	// Lend stays below the pool (config.LendLimit keeps a quarter back),
+	// so connections are free for a tenant that arrives while one is
+	// borrowing; once the others fill the pool every tenant is held to
+	// its own limit again. 0 never lends.
+	Lend int
 }
 
 // Errors the Limiter refuses a request with: 429 on every API, with
@@ -82,7 +84,7 @@ type Limiter struct {
 	rateRefused, concurrencyRefused atomic.Uint64
 	// inflight counts the requests of tenants under a concurrency limit
 	// that are admitted or waiting; it decides whether a slot may be
-	// lent (LimitDefaults.Pool).
+	// lent (LimitDefaults.Lend).
 	inflight atomic.Int64
 	borrowed atomic.Uint64
 }
@@ -241,7 +243,7 @@ func (l *Limiter) release(t ticket) {
 }
 
 // Borrowed returns how many requests were admitted over their tenant's
-// concurrency limit because the pool had room (LimitDefaults.Pool).
+// concurrency limit because the pool had room (LimitDefaults.Lend).
 func (l *Limiter) Borrowed() uint64 { return l.borrowed.Load() }
 
 // admit applies t's limits to one request and returns what the request
@@ -273,7 +275,7 @@ func (l *Limiter) admit(ctx context.Context, t *Tenant) (ticket, error) {
 		return ticket{e: e, own: true}, nil
 	default:
 	}
-	if n <= int64(l.defaults.Pool) {
+	if n <= int64(l.defaults.Lend) {
 		l.borrowed.Add(1)
 		return ticket{e: e}, nil
 	}

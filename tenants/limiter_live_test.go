@@ -116,6 +116,9 @@ func TestLimitsLive(t *testing.T) {
 			env := testenv.Start(t, driver, testenv.WithAdmin(limitsAdminToken), func(c *config.Config) {
 				c.Tenancy.MaxConcurrentPerTenant = 2
 				c.Tenancy.ConcurrencyWait = 50 * time.Millisecond
+				// A pool of two lends nothing to a tenant at its limit
+				// (config.LendLimit): its next request must wait.
+				c.Database.MaxOpenConns, c.Database.MaxIdleConns = 2, 2
 				// A default rate so high it never bites: the tests below
 				// see it only when a tenant goes back to the default.
 				c.Tenancy.RateLimit, c.Tenancy.RateBurst = 10_000, 10_000
@@ -209,10 +212,12 @@ func TestLimitsLive(t *testing.T) {
 
 // TestConcurrencyLimitBoundsDatabaseWork makes tenant1's requests slow in
 // the database itself (a table lock on PostgreSQL) rather than in the
-// limiter: two of them hold their slots waiting for the lock, the third
-// is refused, and tenant2's request, which needs a connection of the same
-// pool, is served at once. Without the limit tenant1's requests would
-// take every connection.
+// limiter. Pool 4, limit 2: two of them hold their slots waiting for the
+// lock, a third borrows the pool's spare room (config.LendLimit lends up
+// to 3 requests in flight), the fourth is refused, and tenant2's request,
+// which needs a connection of the same pool, is served at once from the
+// quarter kept back. Without the limit tenant1's requests would take
+// every connection.
 func TestConcurrencyLimitBoundsDatabaseWork(t *testing.T) {
 	env := testenv.Start(t, "postgres", func(c *config.Config) {
 		c.Database.MaxOpenConns, c.Database.MaxIdleConns = 4, 4
@@ -241,7 +246,7 @@ func TestConcurrencyLimitBoundsDatabaseWork(t *testing.T) {
 	defer unlock()
 
 	var wg sync.WaitGroup
-	slow := make([]int, 2)
+	slow := make([]int, 3)
 	for i := range slow {
 		wg.Go(func() { slow[i] = send(t, http.MethodGet, env.URL1+"/api/users", "", "").status })
 	}
@@ -249,8 +254,11 @@ func TestConcurrencyLimitBoundsDatabaseWork(t *testing.T) {
 		var n int
 		err := db.Raw(`SELECT count(*) FROM pg_stat_activity
 			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%tenant1%'`).Scan(&n).Error
-		return err == nil && n == 2
-	}, "tenant1's two requests waiting for the lock")
+		return err == nil && n == 3
+	}, "tenant1's three requests waiting for the lock")
+	if got := env.App.Limits.Borrowed(); got != 1 {
+		t.Errorf("Borrowed() = %d, want 1 (the third request)", got)
+	}
 
 	checkTooMany(t, send(t, http.MethodGet, env.URL1+"/api/users", "", ""), "concurrency-limited", 1, false)
 	start := time.Now()

@@ -518,7 +518,7 @@ func (w nopWriter) Header() http.Header         { return w.header }
 func (w nopWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (w nopWriter) WriteHeader(int)             {}
 
-// TestLimiterLendsSpareRoom: with LimitDefaults.Pool the concurrency limit
+// TestLimiterLendsSpareRoom: with LimitDefaults.Lend the concurrency limit
 // is work-conserving. A tenant alone may go past its limit up to the
 // pool; once other tenants' requests fill the pool it is held to its own
 // limit again, while they always get their own slots.
@@ -540,7 +540,7 @@ func TestLimiterLendsSpareRoom(t *testing.T) {
 		}
 	}
 
-	l := tenants.NewLimiter(tenants.LimitDefaults{Concurrency: 2, Pool: 4})
+	l := tenants.NewLimiter(tenants.LimitDefaults{Concurrency: 2, Lend: 4})
 	// Alone, the hot tenant uses the whole pool: 2 own slots, 2 lent.
 	var hotHeld []func()
 	for range 4 {
