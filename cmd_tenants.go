@@ -3,15 +3,21 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"tenantry/admin"
 	"tenantry/app"
+	"tenantry/config"
 	"tenantry/tenants"
 )
 
@@ -98,7 +104,7 @@ func tenantsCommand(stderr io.Writer) *cobra.Command {
 	cmd.AddCommand(list, add, remove,
 		status("suspend", "Stop serving a tenant (403), keeping its data", tenants.StatusSuspended),
 		status("resume", "Serve a suspended tenant again", tenants.StatusActive),
-		limitsCommand(stderr))
+		limitsCommand(stderr), statsCommand(stderr))
 	return cmd
 }
 
@@ -192,4 +198,173 @@ func printTenants(w io.Writer, ts []tenants.Tenant, asJSON bool) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", t.Name, t.Schema, t.Status, t.SchemaVersion, strings.Join(t.HostNames(), ","))
 	}
 	return tw.Flush()
+}
+
+// exitStorageOnly is the exit status of `tenantry tenants stats` when it
+// printed the tenant's rows and bytes but no instance gave it the request
+// figures, which only a serving process has.
+const exitStorageOnly = 3
+
+// statsTimeout bounds the request to the admin API. Its answer counts
+// the tenant's rows, which takes longer the more data the tenant has.
+const statsTimeout = 30 * time.Second
+
+// statsFlags are the flags of `tenantry tenants stats`.
+type statsFlags struct {
+	json            bool
+	adminURL, token string
+}
+
+// statsCommand is `tenantry tenants stats NAME [--json]`: the tenant's
+// requests over the last 1, 5 and 15 minutes, which only the serving
+// process knows, so it asks the running instance's admin API; and its
+// rows and bytes, which it reads from the database itself when no
+// instance answers.
+func statsCommand(stderr io.Writer) *cobra.Command {
+	var f statsFlags
+	cmd := &cobra.Command{
+		Use:   "stats NAME [--json] [--admin-url URL] [--token TOKEN]",
+		Short: "Show a tenant's requests, errors and latency of the last 1, 5 and 15 minutes, and its rows and bytes",
+		Long: `Show a tenant's figures: requests, errors (5xx), client errors (4xx) and p50/p99
+latency over the last 1, 5 and 15 minutes, and rows per table and bytes on disk.
+
+Request figures live in the serving process, so the command asks the running
+instance's admin API (GET /admin/tenants/NAME/stats at admin.listen, with
+admin.token; --admin-url and --token override them). With several instances,
+each knows only its own requests: point --admin-url at each. When no instance
+answers (or it refuses the token), the command says why and still prints the
+rows and bytes, read from the database directly.
+
+Exit status: 0 all figures shown; 3 only rows and bytes (no instance gave the
+request figures); 1 anything else (unknown tenant, database unreachable).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error { return runStats(cmd, stderr, args[0], f) },
+	}
+	cmd.Flags().BoolVar(&f.json, "json", false, "print JSON (the admin API's answer; requests is null without an instance)")
+	cmd.Flags().StringVar(&f.adminURL, "admin-url", "", "the instance's admin API (default: http://<admin.listen>)")
+	cmd.Flags().StringVar(&f.token, "token", "", "the admin token (default: admin.token)")
+	return cmd
+}
+
+func runStats(cmd *cobra.Command, stderr io.Writer, name string, f statsFlags) error {
+	cfg, err := loadConfig(cmd)
+	if err != nil {
+		return err
+	}
+	st, unanswered := fetchStats(cmd.Context(), cfg.Admin, name, f)
+	if unanswered == nil {
+		return printStats(cmd.OutOrStdout(), st, f.json)
+	}
+	err = withReadOnlyApp(cmd, stderr, func(ctx context.Context, a *app.App) error {
+		t, err := a.Catalog.Get(ctx, name)
+		if err != nil {
+			return err
+		}
+		storage, err := tenants.NewUsage(a.Catalog).Measure(ctx, t)
+		if err != nil {
+			return err
+		}
+		return printStats(cmd.OutOrStdout(), admin.TenantStats{Name: t.Name, Storage: storage}, f.json)
+	})
+	switch {
+	case errors.Is(err, tenants.ErrNotFound):
+		return err
+	case err != nil:
+		return fmt.Errorf("%w (and no request figures either: %v)", err, unanswered)
+	}
+	return &exitError{code: exitStorageOnly, err: fmt.Errorf("%w; request figures live in the serving process, so only rows and bytes, read from the database, are shown", unanswered)}
+}
+
+// fetchStats asks the admin API at f.adminURL, or at admin.listen, for the
+// tenant's stats. The error says, for the operator, why it has none.
+func fetchStats(ctx context.Context, ac config.Admin, name string, f statsFlags) (admin.TenantStats, error) {
+	var st admin.TenantStats
+	base, token := f.adminURL, f.token
+	if base == "" {
+		if ac.Listen == "" {
+			return st, errors.New("admin.listen is not set and no --admin-url was given: no instance to ask")
+		}
+		base = "http://" + ac.Listen
+	}
+	if token == "" {
+		token = ac.Token
+	}
+	ctx, cancel := context.WithTimeout(ctx, statsTimeout)
+	defer cancel()
+	target := strings.TrimSuffix(base, "/") + "/admin/tenants/" + url.PathEscape(name) + "/stats"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	if err != nil {
+		return st, fmt.Errorf("admin API address %q: %w", base, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return st, fmt.Errorf("no tenantry instance answered at %s: %w", base, err)
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusUnauthorized:
+		return st, fmt.Errorf("the instance at %s refused the admin token (401): set admin.token or pass --token "+
+			"(a process started with an empty admin.token logged the token it generated, at WARN)", base)
+	default:
+		return st, fmt.Errorf("the instance at %s answered %s", base, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return st, fmt.Errorf("the instance at %s answered what is not tenant stats: %w", base, err)
+	}
+	return st, nil
+}
+
+// printStats prints a tenant's stats as two tables, requests and
+// storage, or as the admin API's JSON.
+func printStats(w io.Writer, st admin.TenantStats, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	}
+	fmt.Fprintf(w, "tenant %s\n\n", st.Name)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	if st.Requests == nil {
+		fmt.Fprintln(tw, "requests: not available (only a serving instance has them)")
+	} else {
+		ms := func(v *float64) string {
+			if v == nil {
+				return "-"
+			}
+			return strconv.FormatFloat(*v, 'f', -1, 64)
+		}
+		fmt.Fprintln(tw, "WINDOW\tFROM\tREQUESTS\tREQ/S\tERRORS\tCLIENT ERRORS\tP50 MS\tP99 MS")
+		for _, win := range st.Requests {
+			rate := 0.0
+			if win.Seconds > 0 {
+				rate = float64(win.Requests) / win.Seconds
+			}
+			fmt.Fprintf(tw, "%dm\t%s\t%d\t%.2f\t%d\t%d\t%s\t%s\n", win.Minutes, win.From.Format(time.RFC3339),
+				win.Requests, rate, win.Errors, win.ClientErrors, ms(win.P50), ms(win.P99))
+		}
+	}
+	fmt.Fprintln(tw)
+	bytes := func(b *int64) string {
+		if b == nil {
+			return "-"
+		}
+		return strconv.FormatInt(*b, 10)
+	}
+	fmt.Fprintln(tw, "TABLE\tROWS\tBYTES")
+	if s := st.Storage; s != nil {
+		for _, ts := range s.Tables {
+			fmt.Fprintf(tw, "%s\t%d\t%s\n", ts.Table, ts.Rows, bytes(ts.Bytes))
+		}
+		fmt.Fprintf(tw, "total\t%d\t%s\n", s.Rows, bytes(s.Bytes))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if s := st.Storage; s != nil && s.File != nil {
+		fmt.Fprintf(w, "\nSQLite cannot tell one table's pages from another's here; the whole database file (all tenants): %d pages of %d bytes = %d bytes, %d free\n",
+			s.File.Pages, s.File.PageSize, s.File.Bytes, s.File.FreePages)
+	}
+	return nil
 }

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
+	"net/http"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"tenantry/admin"
 	"tenantry/internal/testenv"
 	"tenantry/tenants"
 )
@@ -65,4 +69,135 @@ func TestTenantsLimits(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTenantsStats drives `tenantry tenants stats` against a running
+// instance on each database: the table and the JSON show the instance's
+// request figures for the named tenant only and its rows from the
+// database; with no instance to ask, or a wrong token, the command says
+// why, prints the rows all the same and exits 3; an unknown tenant is an
+// error either way.
+func TestTenantsStats(t *testing.T) {
+	const token = "cli-stats-token-0123456789"
+	for _, driver := range testenv.Drivers {
+		t.Run(driver, func(t *testing.T) {
+			t.Parallel()
+			env := testenv.Start(t, driver, testenv.WithAdmin(token))
+			dbc := env.App.Config.Database
+			// tenant1: 2 users created and 4 reads, one of them a 404.
+			for i, r := range []struct{ method, path, body string }{
+				{"POST", "/api/users", `{"name":"A","email":"cli-a@example.com"}`},
+				{"POST", "/api/users", `{"name":"B","email":"cli-b@example.com"}`},
+				{"GET", "/api/users", ""},
+				{"GET", "/api/users", ""},
+				{"GET", "/api/tenant", ""},
+				{"GET", "/api/users/999999", ""},
+			} {
+				req, err := http.NewRequest(r.method, env.URL1+r.path, strings.NewReader(r.body))
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatalf("request %d: %v", i, err)
+				}
+				_ = resp.Body.Close()
+			}
+			online := []string{"--admin-url", env.AdminURL, "--token", token}
+
+			// Each request is counted once answered: poll until all six are.
+			var st admin.TenantStats
+			testenv.Eventually(t, 10*time.Second, func() bool {
+				out := mustCLI(t, dbc, append([]string{"tenants", "stats", "tenant1", "--json"}, online...)...)
+				if err := json.Unmarshal([]byte(out), &st); err != nil {
+					t.Fatalf("--json: %v\n%s", err, out)
+				}
+				return len(st.Requests) == 3 && st.Requests[0].Requests == 6
+			}, "the CLI shows tenant1's 6 requests")
+			if w := st.Requests[2]; w.Minutes != 15 || w.Requests != 6 || w.ClientErrors != 1 || w.Errors != 0 {
+				t.Errorf("15-minute window %+v, want 6 requests with 1 client error", w)
+			}
+			if got := usersRows(st.Storage); got != 2 {
+				t.Errorf("tenant1 users rows = %d, want 2", got)
+			}
+
+			out := mustCLI(t, dbc, append([]string{"tenants", "stats", "tenant1"}, online...)...)
+			for _, want := range []string{
+				`(?m)^tenant tenant1$`,
+				`(?m)^WINDOW\s+FROM\s+REQUESTS\s+REQ/S\s+ERRORS\s+CLIENT ERRORS\s+P50 MS\s+P99 MS$`,
+				`(?m)^1m\s+\S+\s+6\s+[0-9.]+\s+0\s+1\s+[0-9.]+\s+[0-9.]+$`,
+				`(?m)^15m\s+\S+\s+6\s+`,
+				`(?m)^users\s+2\s+\S+$`,
+				`(?m)^total\s+\d+\s+\S+$`,
+			} {
+				if !regexp.MustCompile(want).MatchString(out) {
+					t.Errorf("tenants stats tenant1: no line matching %s in\n%s", want, out)
+				}
+			}
+			// tenant2 had none of tenant1's requests or rows.
+			out = mustCLI(t, dbc, append([]string{"tenants", "stats", "tenant2", "--json"}, online...)...)
+			var other admin.TenantStats
+			if err := json.Unmarshal([]byte(out), &other); err != nil {
+				t.Fatal(err)
+			}
+			if len(other.Requests) != 3 || other.Requests[2].Requests != 0 || usersRows(other.Storage) != 0 {
+				t.Errorf("tenant2 shows tenant1's figures: %s", out)
+			}
+
+			// No instance to ask, or one that refuses the token: the rows
+			// are read from the database, and the exit status says so.
+			for _, tc := range []struct {
+				name string
+				args []string
+				why  string
+			}{
+				{"no admin.listen", nil, "admin.listen is not set"},
+				{"nothing listening", []string{"--admin-url", "http://" + testenv.FreeAddr(t)}, "no tenantry instance answered at"},
+				{"wrong token", []string{"--admin-url", env.AdminURL, "--token", "wrong"}, "refused the admin token (401)"},
+			} {
+				for _, asJSON := range []bool{false, true} {
+					args := append([]string{"tenants", "stats", "tenant1"}, tc.args...)
+					if asJSON {
+						args = append(args, "--json")
+					}
+					out, _, err := cli(t, dbc, args...)
+					if exitCode(err) != exitStorageOnly || err == nil || !strings.Contains(err.Error(), tc.why) ||
+						!strings.Contains(err.Error(), "only rows and bytes") {
+						t.Errorf("%s (json %v): exit %d, err %v; want %d and a message saying %q", tc.name, asJSON, exitCode(err), err, exitStorageOnly, tc.why)
+					}
+					if asJSON {
+						var got admin.TenantStats
+						if err := json.Unmarshal([]byte(out), &got); err != nil || got.Requests != nil || usersRows(got.Storage) != 2 ||
+							!strings.Contains(out, `"requests": null`) {
+							t.Errorf("%s --json: %v\n%s\nwant null requests and tenant1's 2 users", tc.name, err, out)
+						}
+					} else if !strings.Contains(out, "requests: not available (only a serving instance has them)") || !regexp.MustCompile(`(?m)^users\s+2\s`).MatchString(out) {
+						t.Errorf("%s: the rows are not shown without the requests:\n%s", tc.name, out)
+					}
+				}
+			}
+
+			// An unknown tenant is an error, with or without an instance.
+			for _, args := range [][]string{online, nil} {
+				_, _, err := cli(t, dbc, append([]string{"tenants", "stats", "nobody"}, args...)...)
+				if !errors.Is(err, tenants.ErrNotFound) || exitCode(err) != 1 {
+					t.Errorf("tenants stats nobody %v: err %v (exit %d), want ErrNotFound and exit 1", args, err, exitCode(err))
+				}
+			}
+		})
+	}
+}
+
+// usersRows is the users table's row count in st, or -1 without one.
+func usersRows(st *tenants.Storage) int64 {
+	if st == nil {
+		return -1
+	}
+	for _, ts := range st.Tables {
+		if ts.Table == "users" {
+			return ts.Rows
+		}
+	}
+	return -1
 }

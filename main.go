@@ -17,6 +17,7 @@ import (
 
 	"tenantry/app"
 	"tenantry/config"
+	"tenantry/logging"
 )
 
 func main() {
@@ -79,14 +80,17 @@ func loadConfig(cmd *cobra.Command) (config.Config, error) {
 	return config.Load(cmd.Flags())
 }
 
+// newLogger is the process's one logger. Every line logged with a
+// request's context carries its request_id and tenant (package logging).
 func newLogger(c config.Log, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(c.Level))
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		h = slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(logging.NewHandler(h))
 }
 
 // withApp loads the configuration, opens the app, runs fn and closes it.

@@ -38,10 +38,12 @@
 //	DELETE /admin/tenants/{name}/hosts/{host} 204
 //	POST   /admin/tenants/{name}/suspend      200 tenant
 //	POST   /admin/tenants/{name}/resume       200 tenant
+//	GET    /admin/tenants/{name}/stats        200 {"name","requests":[window...],"storage"} (see admin.TenantStats)
 //	POST   /admin/migrate                     202 run status, Location; optional body {"tenant","jobs"}
 //	GET    /admin/migrate                     200 run status
 //	GET    /admin/openapi.yaml                200 this API's OpenAPI document (openapi-admin.yaml)
 //	GET    /debug/pprof/...                   the Go runtime's profiles (see Profiling)
+//	GET    /metrics                           Prometheus metrics, when the process has them (see Metrics)
 //
 // A tenant is {"name","schema","status","schema_version","hosts",
 // "created_at","updated_at"}. DELETE keeps the tenant's data under an
@@ -86,6 +88,15 @@
 // These are the Go runtime's answers, not operations of this API: their
 // errors are pprof's plain text rather than problems, and
 // openapi-admin.yaml does not list them (see Server.Routes).
+//
+// # Metrics
+//
+// GET /metrics serves package metrics' registry in the Prometheus text
+// format. Besides the admin token it accepts admin.metrics_token, when
+// set, compared the same way; that token is refused (401, and counted by
+// the throttle as a wrong token) on every other route, so a scraper's
+// credentials can read metrics and nothing else. openapi-admin.yaml does
+// not describe the route: Prometheus defines its answer (see Routes).
 //
 // # Effect on serving
 //

@@ -10,6 +10,7 @@ import (
 	"tenantry/fault"
 	"tenantry/middleware"
 	"tenantry/problem"
+	"tenantry/requestid"
 )
 
 // Problem is an RFC 9457 problem details object, the same as the tenant
@@ -82,8 +83,10 @@ func (s *Server) respondError(c *gin.Context, err error) {
 }
 
 // writeProblem writes pr as problem+json, with Retry-After on a 503 or
-// 429 (problem.Write).
+// 429 (problem.Write) and the request's id (middleware.Access put it in
+// the context).
 func (s *Server) writeProblem(c *gin.Context, pr Problem) {
+	pr.RequestID, _ = requestid.FromContext(c.Request.Context())
 	if err := problem.Write(c.Writer, pr, c.Request.URL.Path); err != nil {
 		s.log.WarnContext(c.Request.Context(), "write admin problem", "err", err)
 	}

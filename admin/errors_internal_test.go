@@ -136,7 +136,8 @@ func TestPanicIsA500Problem(t *testing.T) {
 	}
 	if resp.StatusCode != 500 || resp.Header.Get("Content-Type") != "application/problem+json" ||
 		!reflect.DeepEqual(p, Problem{Type: problem.Base + "internal", Title: "Internal server error", Status: 500,
-			Detail: "Something went wrong on our side; it has been logged.", Instance: "/admin/test/panic"}) {
+			Detail: "Something went wrong on our side; it has been logged.", Instance: "/admin/test/panic",
+			RequestID: resp.Header.Get("X-Request-ID")}) || p.RequestID == "" {
 		t.Errorf("got %d %s, want the internal problem", resp.StatusCode, body)
 	}
 	if strings.Contains(string(body), "secret") {

@@ -14,6 +14,7 @@ func (s *Server) routes(e *gin.Engine) {
 	e.DELETE("/admin/tenants/:name/hosts/:host", s.handleHostRemove)
 	e.POST("/admin/tenants/:name/suspend", s.handleTenantSuspend)
 	e.POST("/admin/tenants/:name/resume", s.handleTenantResume)
+	e.GET("/admin/tenants/:name/stats", s.handleTenantStats)
 
 	e.POST("/admin/migrate", s.handleMigrateStart)
 	e.GET("/admin/migrate", s.handleMigrateStatus)
@@ -26,22 +27,33 @@ func (s *Server) routes(e *gin.Engine) {
 	// The Go runtime's profiles, behind the token as everything here.
 	s.pprofRoutes(e)
 
+	if s.metrics != nil {
+		// Prometheus' scrape target; the metrics token is accepted here
+		// and only here (authenticate).
+		e.GET(MetricsPath, gin.WrapH(s.metrics))
+	}
+
 	e.NoRoute(func(c *gin.Context) { s.respondError(c, errNoRoute) })
 	e.NoMethod(func(c *gin.Context) { s.respondError(c, errNoMethod) })
 }
 
+// MetricsPath is where the Prometheus metrics are served, when Deps.Metrics
+// is set.
+const MetricsPath = "/metrics"
+
 // Routes lists every route of the admin API, as method and gin path
 // (/admin/tenants/:name), so that tests can hold them against the API's
 // OpenAPI description (openapi-admin.yaml). It leaves out the profiling
-// routes under /debug/pprof/ (pprof.go), and only those: they are
-// net/http/pprof's, whose answers the Go project defines (profiles in its
-// own formats, an HTML index), not operations of this API, and the
-// document does not describe them. They sit behind the same token all
-// the same (TestPprof).
+// routes under /debug/pprof/ (pprof.go) and GET /metrics, and only those:
+// they are net/http/pprof's and Prometheus', whose answers those projects
+// define (profiles in their own formats, an HTML index, the exposition
+// format), not operations of this API, and the document does not describe
+// them. They sit behind the same token all the same (TestPprof,
+// TestMetricsRoute).
 func (s *Server) Routes() gin.RoutesInfo {
 	var api gin.RoutesInfo
 	for _, r := range s.engine.Routes() {
-		if !isPprofRoute(r) {
+		if !isPprofRoute(r) && r.Path != MetricsPath {
 			api = append(api, r)
 		}
 	}

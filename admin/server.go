@@ -17,6 +17,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"tenantry/middleware"
+	"tenantry/stats"
 	"tenantry/tenants"
 )
 
@@ -43,6 +44,16 @@ type Deps struct {
 	// Observers are told of every request either way (middleware.Access).
 	AccessLines bool
 	Observers   []middleware.Observer
+	// Metrics, when set, is served at GET /metrics (MetricsPath): package
+	// metrics' Handler. MetricsToken, when set, is a second bearer token
+	// accepted on that route and nowhere else (admin.metrics_token), so
+	// that a scraper never holds the token that can remove tenants.
+	Metrics      http.Handler
+	MetricsToken string
+	// Stats, when set, gives GET /admin/tenants/{name}/stats its request
+	// figures (the same Stats the tenant server observes); without it
+	// they are null.
+	Stats *stats.Stats
 }
 
 // Server is the admin API: an http.Handler plus the background migration
@@ -61,6 +72,15 @@ type Server struct {
 	// cancels it when the server shuts down.
 	ctx  context.Context
 	stop context.CancelFunc
+
+	// metrics is Deps.Metrics; metricsTokenHash is the digest of
+	// Deps.MetricsToken, when hasMetricsToken.
+	metrics          http.Handler
+	metricsTokenHash [sha256.Size]byte
+	hasMetricsToken  bool
+
+	// stats is Deps.Stats.
+	stats *stats.Stats
 }
 
 // NewServer returns the admin API over d. It refuses an empty token.
@@ -82,6 +102,11 @@ func NewServer(d Deps) (*Server, error) {
 		throttle:  newThrottle(FailedAuthEvery, FailedAuthBurst, time.Now),
 		ctx:       ctx,
 		stop:      stop,
+
+		metrics:          d.Metrics,
+		metricsTokenHash: sha256.Sum256([]byte(d.MetricsToken)),
+		hasMetricsToken:  d.MetricsToken != "",
+		stats:            d.Stats,
 	}
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
@@ -155,9 +180,9 @@ func (s *Server) authenticate(c *gin.Context) {
 		c.Abort()
 		return
 	}
-	if !s.tokenMatches(token) {
+	if !s.tokenMatches(token) && !s.metricsTokenMatches(c, token) {
 		s.throttle.failed(addr)
-		s.log.WarnContext(c.Request.Context(), "admin request with a wrong token", "remote", c.Request.RemoteAddr, "path", c.Request.URL.Path)
+		s.log.WarnContext(c.Request.Context(), "admin request with a wrong token", "remote", c.Request.RemoteAddr, "route", middleware.Route(c))
 		c.Header("WWW-Authenticate", `Bearer realm="tenantry-admin", error="invalid_token"`)
 		s.respondError(c, errUnauthorized)
 		c.Abort()
@@ -173,6 +198,17 @@ func (s *Server) authenticate(c *gin.Context) {
 func (s *Server) tokenMatches(token string) bool {
 	got := sha256.Sum256([]byte(token))
 	return subtle.ConstantTimeCompare(got[:], s.tokenHash[:]) == 1
+}
+
+// metricsTokenMatches reports whether c is a request for the metrics route
+// carrying the metrics token, compared as tokenMatches compares the admin
+// token. On any other route the metrics token is a wrong token.
+func (s *Server) metricsTokenMatches(c *gin.Context, token string) bool {
+	if !s.hasMetricsToken || c.FullPath() != MetricsPath {
+		return false
+	}
+	got := sha256.Sum256([]byte(token))
+	return subtle.ConstantTimeCompare(got[:], s.metricsTokenHash[:]) == 1
 }
 
 // tooLarge answers a body whose Content-Length is over maxBody (see

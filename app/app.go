@@ -22,8 +22,10 @@ import (
 	"tenantry/config"
 	"tenantry/database"
 	"tenantry/handlers"
+	"tenantry/metrics"
 	"tenantry/middleware"
 	"tenantry/migrations"
+	"tenantry/stats"
 	"tenantry/tenants"
 	"tenantry/web"
 )
@@ -38,6 +40,12 @@ type App struct {
 	// Limits applies the tenants' rate and concurrency limits.
 	Limits  *tenants.Limiter
 	Handler http.Handler
+	// Metrics count both servers' requests and the catalog's work, and
+	// are served at GET /metrics on the admin listener.
+	Metrics *metrics.Metrics
+	// Stats keeps every tenant's request figures of the last 15 minutes,
+	// shown at GET /admin/tenants/{name}/stats.
+	Stats *stats.Stats
 
 	// randomSessionKey is set when web.session_key was empty; Serve warns,
 	// so one-shot CLI commands do not.
@@ -88,7 +96,8 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 		opt(&o)
 	}
 	o.health = database.NewHealth(log)
-	db, dialect, err := database.Open(ctx, cfg.Database, log, database.RouteBy(tenants.RouteKey), database.WithHealth(o.health))
+	db, dialect, err := database.Open(ctx, cfg.Database, log, database.RouteBy(tenants.RouteKey), database.WithHealth(o.health),
+		database.LogSlowerThan(cfg.Log.SlowStatement))
 	if err != nil {
 		return nil, err
 	}
@@ -142,6 +151,10 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, db *gorm.DB
 	if err != nil {
 		return nil, err
 	}
+	// Built once the resolver and pool exist: a scrape reads them.
+	m := metrics.New(metrics.Options{TenantSeries: cfg.Metrics.TenantSeries},
+		metrics.Sources{Resolver: resolver, Pool: pool, Health: o.health})
+	catalog.OnEvents(m.CatalogEvents())
 	pages, err := web.New()
 	if err != nil {
 		return nil, err
@@ -149,10 +162,12 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, db *gorm.DB
 	sessionKey, generated := web.SessionKey(cfg.Web.SessionKey)
 	limits := tenants.NewLimiter(tenants.LimitDefaults{Rate: cfg.Tenancy.RateLimit, Burst: cfg.Tenancy.RateBurst,
 		Concurrency: cfg.Tenancy.MaxConcurrentPerTenant, Wait: cfg.Tenancy.ConcurrencyWait,
-		Pool: cfg.Database.MaxOpenConns}, tenants.LimiterLog(log))
+		Lend: config.LendLimit(cfg.Database.MaxOpenConns)}, tenants.LimiterLog(log))
 	// Bounded (database.ReadyTimeout) so that /readyz answers in time
 	// during any fault, and reported to the same Health as every statement.
 	ready := func(ctx context.Context) error { return o.health.Check(ctx, pool.PingContext) }
+	// Per-tenant request figures for every tenant, in bounded memory.
+	st := stats.New()
 	h := handlers.New(handlers.Deps{
 		Log:         log,
 		Scope:       scope,
@@ -164,11 +179,12 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, db *gorm.DB
 		Pages:       pages,
 		SessionKey:  sessionKey,
 		AccessLines: cfg.Log.Access,
+		Observers:   []middleware.Observer{m, st},
 	})
 	// Every request of the tenant listeners gets server.request_timeout.
-	handler := middleware.Deadline(h, cfg.Server.RequestTimeout, nil)
+	handler := m.Track("tenants", middleware.Deadline(h, cfg.Server.RequestTimeout, nil))
 	return &App{Config: cfg, Log: log, DB: db, Catalog: catalog, Resolver: resolver, Limits: limits, Handler: handler,
-		randomSessionKey: generated, adminOpenAPI: o.adminOpenAPI}, nil
+		Metrics: m, Stats: st, randomSessionKey: generated, adminOpenAPI: o.adminOpenAPI}, nil
 }
 
 // Seed ensures every tenant of the configuration exists and is migrated.
@@ -234,7 +250,8 @@ func (a *App) ListenAdmin() error {
 			"admin_addr", ln.Addr().String(), "admin_token", token)
 	}
 	srv, err := admin.NewServer(admin.Deps{Log: a.Log, Catalog: a.Catalog, Token: token, OpenAPI: a.adminOpenAPI,
-		AccessLines: a.Config.Log.Access})
+		AccessLines: a.Config.Log.Access, Observers: []middleware.Observer{a.Metrics},
+		Metrics: a.Metrics.Handler(), MetricsToken: ac.MetricsToken, Stats: a.Stats})
 	if err != nil {
 		_ = ln.Close()
 		return err
@@ -296,6 +313,7 @@ func (a *App) Serve(ctx context.Context, lns []net.Listener) error {
 			}
 			return err
 		}
+		live.ReportLag = a.Metrics.CatalogLag
 	}
 
 	type served struct {
@@ -308,7 +326,7 @@ func (a *App) Serve(ctx context.Context, lns []net.Listener) error {
 		all = append(all, served{a.httpServer(ctx, a.Handler), ln, "tenants"})
 	}
 	if a.adminLn != nil {
-		h := middleware.Deadline(a.admin, sc.RequestTimeout, adminOutlasts)
+		h := a.Metrics.Track("admin", middleware.Deadline(a.admin, sc.RequestTimeout, adminOutlasts))
 		all = append(all, served{a.httpServer(ctx, h), a.adminLn, "admin"})
 	}
 	errc := make(chan error, len(all))
@@ -329,6 +347,8 @@ func (a *App) Serve(ctx context.Context, lns []net.Listener) error {
 			a.Log.Warn("catalog refresh failed; keeping the cached catalog", "err", err)
 		})
 	})
+	// Re-ranks the tenants that keep metrics series of their own.
+	bg.Go(func() { a.Metrics.Run(bgCtx) })
 	if live != nil {
 		bg.Go(func() {
 			if err := live.Run(bgCtx); err != nil {

@@ -171,6 +171,8 @@ func exerciseAdmin(t *testing.T, c *checker, env *testenv.Env, driver string) {
 	do(exchange{method: "POST", url: "/admin/tenants/acme/hosts", contentType: js, body: `{"host":"WWW.acme.test"}`, want: 200})
 	do(exchange{method: "POST", url: "/admin/tenants/acme/hosts", contentType: js, body: `{"host":"www.acme.test"}`, want: 200})
 	do(exchange{method: "DELETE", url: "/admin/tenants/acme/hosts/WWW.acme.test.", want: 204})
+	do(exchange{method: "GET", url: "/admin/tenants/acme/stats", want: 200})
+	do(exchange{method: "GET", url: "/admin/tenants/tenant1/stats", want: 200})
 
 	// Migration runs, followed to their end.
 	do(exchange{method: "POST", url: "/admin/migrate", want: 202})
@@ -206,6 +208,7 @@ func exerciseAdmin(t *testing.T, c *checker, env *testenv.Env, driver string) {
 		// Showing, changing and removing.
 		{method: "GET", url: "/admin/tenants/nobody", want: 404},
 		{method: "GET", url: "/admin/tenants/Not%20A%20Name", want: 404},
+		{method: "GET", url: "/admin/tenants/nobody/stats", want: 404},
 		{method: "PATCH", url: "/admin/tenants/acme", body: `{"status"`, want: 400},
 		{method: "PATCH", url: "/admin/tenants/nobody", body: `{"status":"suspended"}`, want: 404},
 		{method: "PATCH", url: "/admin/tenants/acme", body: big, want: 413},
@@ -273,6 +276,7 @@ func exerciseAdmin(t *testing.T, c *checker, env *testenv.Env, driver string) {
 		{method: "GET", url: "/admin/tenants"},
 		{method: "POST", url: "/admin/tenants", body: `{"name":"gamma","hosts":["gamma.test"]}`},
 		{method: "GET", url: "/admin/tenants/tenant1"},
+		{method: "GET", url: "/admin/tenants/tenant1/stats"},
 		{method: "PATCH", url: "/admin/tenants/tenant1", body: `{"status":"suspended"}`},
 		{method: "DELETE", url: "/admin/tenants/tenant1?drop_data=true"},
 		{method: "POST", url: "/admin/tenants/tenant1/suspend"},

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -19,6 +20,7 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/gin-gonic/gin"
 
+	"tenantry/config"
 	"tenantry/database"
 	"tenantry/internal/testenv"
 	"tenantry/tenants"
@@ -130,7 +132,10 @@ func TestServerMatchesOpenAPI(t *testing.T) {
 		t.Run(driver, func(t *testing.T) {
 			t.Parallel()
 			doc := loadOpenAPI(t)
-			env := testenv.Start(t, driver)
+			env := testenv.Start(t, driver, func(c *config.Config) {
+				// A body that stops arriving is a 408 after this.
+				c.Server.ReadTimeout, c.Server.ReadHeaderTimeout = 2*time.Second, 2*time.Second
+			})
 			c := newChecker(t, doc)
 
 			checkRoutes(t, doc, env.App.Handler)
@@ -196,6 +201,9 @@ type exchange struct {
 	body        string
 	key         string // Idempotency-Key header, when set
 	want        int
+	// stall sends half of body and then nothing more, as a client that
+	// stopped sending would, until the answer comes (server.read_timeout).
+	stall bool
 	// docAllows says that the server refuses the request for a reason the
 	// document cannot state (a limit of the database's layout), so the
 	// document must allow it rather than reject it.
@@ -214,9 +222,18 @@ func (x exchange) String() string {
 // document. It returns the response body.
 func (c *checker) do(t *testing.T, x exchange) []byte {
 	t.Helper()
-	req, err := http.NewRequest(x.method, x.url, strings.NewReader(x.body))
+	var body io.Reader = strings.NewReader(x.body)
+	if x.stall {
+		answered := make(chan struct{})
+		defer close(answered)
+		body = io.MultiReader(strings.NewReader(x.body[:len(x.body)/2]), stalled(answered))
+	}
+	req, err := http.NewRequest(x.method, x.url, body)
 	if err != nil {
 		t.Fatalf("%s: %v", x, err)
+	}
+	if x.stall {
+		req.ContentLength = int64(len(x.body))
 	}
 	if x.host != "" {
 		req.Host = x.host
@@ -242,13 +259,13 @@ func (c *checker) do(t *testing.T, x exchange) []byte {
 	if err != nil {
 		t.Fatalf("%s: %v", x, err)
 	}
-	body, err := io.ReadAll(resp.Body)
+	respBody, err := io.ReadAll(resp.Body)
 	_ = resp.Body.Close()
 	if err != nil {
 		t.Fatalf("%s: read body: %v", x, err)
 	}
 	if resp.StatusCode != x.want {
-		t.Errorf("%s: status %d, want %d; body %s", x, resp.StatusCode, x.want, body)
+		t.Errorf("%s: status %d, want %d; body %s", x, resp.StatusCode, x.want, respBody)
 	}
 
 	// Validate against a fresh copy of the request, whose body can be read.
@@ -257,7 +274,7 @@ func (c *checker) do(t *testing.T, x exchange) []byte {
 	route, params, err := c.router.FindRoute(vreq)
 	if err != nil {
 		t.Errorf("%s: no operation in %s: %v", x, c.name, err)
-		return body
+		return respBody
 	}
 	opts := &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true, AuthenticationFunc: c.auth}
 	in := &openapi3filter.RequestValidationInput{Request: vreq, PathParams: params, Route: route, Options: opts}
@@ -273,19 +290,27 @@ func (c *checker) do(t *testing.T, x exchange) []byte {
 		}
 	}
 	out := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: resp.StatusCode, Header: resp.Header, Options: opts}
-	out.SetBodyBytes(body)
+	out.SetBodyBytes(respBody)
 	if err := openapi3filter.ValidateResponse(ctx, out); err != nil {
-		t.Errorf("%s: response does not match %s: %v\nbody: %s", x, c.name, err, body)
+		t.Errorf("%s: response does not match %s: %v\nbody: %s", x, c.name, err, respBody)
 	}
-	if r := route.Operation.Responses.Status(resp.StatusCode); r != nil && len(r.Value.Content) == 0 && len(body) > 0 {
-		t.Errorf("%s: the document gives status %d no body, got %q", x, resp.StatusCode, body)
+	if r := route.Operation.Responses.Status(resp.StatusCode); r != nil && len(r.Value.Content) == 0 && len(respBody) > 0 {
+		t.Errorf("%s: the document gives status %d no body, got %q", x, resp.StatusCode, respBody)
 	}
 	id := route.Operation.OperationID
 	if c.seen[id] == nil {
 		c.seen[id] = map[int]bool{}
 	}
 	c.seen[id][resp.StatusCode] = true
-	return body
+	return respBody
+}
+
+// stalled is a body that sends nothing more until done is closed.
+type stalled <-chan struct{}
+
+func (s stalled) Read([]byte) (int, error) {
+	<-s
+	return 0, io.EOF
 }
 
 // rejectsRequest reports whether status says the request itself breaks the
@@ -409,6 +434,7 @@ func exerciseEveryStatus(t *testing.T, c *checker, env *testenv.Env) {
 		{body: ``, contentType: js, want: 400},
 		{body: `{"name":"Ada","email":"ada2@example.com"}`, contentType: "text/plain", want: 415},
 		{body: big, contentType: js, want: 413},
+		{body: `{"name":"Slow","email":"slow@example.com"}`, contentType: js, stall: true, want: 408},
 		{body: `{}`, contentType: js, want: 422},
 		{body: `{"name":"","email":"not-an-email"}`, contentType: js, want: 422},
 		{body: `{"name":"Ada","email":"ada3@example.com","admin":true}`, contentType: js, want: 422},
@@ -450,6 +476,7 @@ func exerciseEveryStatus(t *testing.T, c *checker, env *testenv.Env) {
 			{url: "/api/users/" + ada, body: `[1,2]`, want: 400},
 			{url: "/api/users/" + ada, body: ok, contentType: "application/xml", want: 415},
 			{url: "/api/users/" + ada, body: big, want: 413},
+			{url: "/api/users/" + ada, body: ok, stall: true, want: 408},
 			{url: "/api/users/" + ada, body: `{"email":"nope"}`, want: 422},
 			{url: "/api/users/999999", body: `{"name":"Nobody","email":"nobody@example.com"}`, want: 404},
 		} {

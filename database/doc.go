@@ -103,6 +103,10 @@
 // database becomes unavailable, a count every HealthReportEvery while it
 // stays so, and one line when it answers again. The same logger renders
 // no value into any statement it logs, at any level: placeholders only.
+// It logs a statement slower than LogSlowerThan (log.slow_statement) at
+// WARN, with the statement's context, so the line carries its request's id
+// and tenant, and counts every statement in the Usage of its context
+// (NewUsageContext): a request's database time and statement count.
 //
 // At start-up, Open retries a PostgreSQL server that does not answer, with
 // backoff, for database.connect_timeout, and then fails with a message

@@ -16,7 +16,8 @@ import (
 	"tenantry/fault"
 )
 
-// slowStatement is the duration past which a statement is logged at WARN.
+// slowStatement is the duration past which a statement is logged at WARN
+// when Open is not given LogSlowerThan (log.slow_statement's default).
 const slowStatement = 500 * time.Millisecond
 
 // GORM's Scan (and whatever else records a statement through
@@ -94,11 +95,15 @@ func (l *gormLogger) Error(ctx context.Context, msg string, data ...any) {
 	}
 }
 
-// Trace records one statement's outcome in health and logs what an
-// operator must see: a failure the application does not answer itself,
-// or a slow statement.
+// Trace counts one statement in its request's Usage (NewUsageContext),
+// records its outcome in health and logs what an operator must see: a
+// failure the application does not answer itself, or a slow statement.
+// GORM calls it for every statement whatever the log level.
 func (l *gormLogger) Trace(ctx context.Context, begin time.Time, fc func() (string, int64), err error) {
 	elapsed := time.Since(begin)
+	if u := usageFrom(ctx); u != nil {
+		u.add(elapsed)
+	}
 	switch {
 	case err == nil, errors.Is(err, gorm.ErrRecordNotFound), errors.Is(err, gorm.ErrDuplicatedKey):
 		l.health.Answered(ctx)
@@ -138,7 +143,7 @@ func (l *gormLogger) statement(ctx context.Context, level slog.Level, msg string
 	sql = explained.ReplaceAllString(sql, "$$$1")
 	attrs := []slog.Attr{
 		slog.String("sql", sql),
-		slog.String("duration", fmt.Sprintf("%.3fms", float64(elapsed.Nanoseconds())/1e6)),
+		slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
 	}
 	if rows >= 0 {
 		attrs = append(attrs, slog.Int64("rows", rows))

@@ -9,6 +9,7 @@ import (
 	"tenantry/middleware"
 	"tenantry/models"
 	"tenantry/problem"
+	"tenantry/requestid"
 	"tenantry/tenants"
 )
 
@@ -61,12 +62,14 @@ func (s *Server) respondError(c *gin.Context, err error) {
 
 // writeProblem writes pr. It is the one place that chooses between
 // problem+json and an HTML page (wantsHTML), so respondError, the panic
-// handler and every route answer alike.
+// handler and every route answer alike; both formats show the request's
+// id (middleware.Access put it in the context).
 //
 // A 503 or 429 carries Retry-After in both formats, as openapi.yaml
 // promises: problem.Write sets it for problem+json, and the page gets it
 // from the same problem.SetRetryAfter.
 func (s *Server) writeProblem(c *gin.Context, pr Problem) {
+	pr.RequestID, _ = requestid.FromContext(c.Request.Context())
 	if s.wantsHTML(c) {
 		problem.SetRetryAfter(c.Writer.Header(), pr)
 		s.writeProblemHTML(c, pr)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"tenantry/middleware"
 	"tenantry/problem"
 	"tenantry/web"
 )
@@ -44,10 +45,11 @@ func (s *Server) wantsHTML(c *gin.Context) bool {
 	return c.GetBool(pageRouteKey) || prefersHTML(c.GetHeader("Accept"))
 }
 
-// writeProblemHTML shows pr as a page: the same status, title and detail as
-// the problem+json variant, never more.
+// writeProblemHTML shows pr as a page: the same status, title, detail and
+// request id as the problem+json variant, never more.
 func (s *Server) writeProblemHTML(c *gin.Context, pr Problem) {
-	v := web.ErrorView{Layout: s.layout(c, pr.Title), Status: pr.Status, Detail: pr.Detail, Fields: pr.Errors}
+	v := web.ErrorView{Layout: s.layout(c, pr.Title), Status: pr.Status, Detail: pr.Detail, Fields: pr.Errors,
+		RequestID: pr.RequestID}
 	if err := s.Pages.Render(c.Writer, pr.Status, v); err != nil {
 		// Only a broken error template gets here; a plain line still says
 		// what happened.
@@ -146,7 +148,7 @@ func (s *Server) sameOrigin(c *gin.Context) {
 	}
 	if err != nil {
 		s.Log.WarnContext(req.Context(), "cross-origin request refused", "reason", err, "method", req.Method,
-			"path", req.URL.Path, "origin", c.GetHeader("Origin"), "sec_fetch_site", c.GetHeader("Sec-Fetch-Site"))
+			"route", middleware.Route(c), "origin", c.GetHeader("Origin"), "sec_fetch_site", c.GetHeader("Sec-Fetch-Site"))
 		s.respondError(c, errCrossOrigin)
 		c.Abort()
 		return

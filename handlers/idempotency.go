@@ -24,6 +24,7 @@ import (
 
 	"tenantry/database"
 	"tenantry/fault"
+	"tenantry/middleware"
 	"tenantry/models"
 	"tenantry/problem"
 	"tenantry/tenants"
@@ -323,7 +324,7 @@ func (s *Server) serveKeyed(c *gin.Context, key, fp string, fromForm bool) {
 		rec.Status, rec.Header, rec.Body = w.status, storedHeader(w.header), w.body.Bytes()
 		if _, err := models.SaveIdempotencyKey(ctx, db, rec); err != nil {
 			// The answer stands (it changed nothing); a retry runs again.
-			s.Log.WarnContext(ctx, "store answer of idempotency key", "err", err, "path", c.Request.URL.Path)
+			s.Log.WarnContext(ctx, "store answer of idempotency key", "err", err, "route", middleware.Route(c))
 		}
 	default:
 		tx.Rollback()

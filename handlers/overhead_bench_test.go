@@ -1,11 +1,14 @@
 package handlers_test
 
 import (
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 
 	"tenantry/internal/testenv"
+	"tenantry/logging"
 )
 
 // discardWriter is a ResponseWriter that keeps nothing but its header map,
@@ -21,9 +24,9 @@ func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 func (w *discardWriter) WriteHeader(status int)      { w.status = status }
 
 // BenchmarkRequestOverhead measures what tenantry adds to every request
-// before and after a handler's own work: recover, the access log, the
-// Host header normalised and resolved, the tenant put in the context, the
-// same-origin check, the body limit and the JSON or problem+json answer.
+// before and after a handler's own work: recover, the request id and the
+// access log, the Host header normalised and resolved, the tenant put in
+// the context, the same-origin check, the body limit and the JSON or problem+json answer.
 // The requests go through the real router of a running service (SQLite)
 // and need no query: GET /api/tenant answers from the resolved tenant, an
 // unknown path on a tenant host is a 404 problem, and /healthz resolves
@@ -32,7 +35,10 @@ func (w *discardWriter) WriteHeader(status int)      { w.status = status }
 //
 //	go test -run '^$' -bench RequestOverhead -benchtime 1s ./handlers/
 func BenchmarkRequestOverhead(b *testing.B) {
-	env := testenv.Start(b, "sqlite")
+	// The process's logger at info level, as main builds it by default
+	// (testenv.Logger logs at debug).
+	log := slog.New(logging.NewHandler(slog.NewTextHandler(io.Discard, nil)))
+	env := testenv.StartWithLog(b, "sqlite", log)
 	h := env.App.Handler
 	for _, bc := range []struct {
 		name, path string

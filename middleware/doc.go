@@ -2,6 +2,11 @@
 // API and pages, package handlers; the admin API, package admin) do alike
 // around their handlers, written once:
 //
+//   - Access (access.go), first in both, names every request (its
+//     X-Request-ID, kept when the client sent a valid one, else made;
+//     package requestid), puts the id and a database.Usage in its context,
+//     and once it is answered hands its Record to the observers (metrics,
+//     per-tenant stats) and writes its access line (log.access).
 //   - Recover turns a panic into a logged 500 problem instead of a dropped
 //     connection, written by the server's own problem writer (an HTML page
 //     or problem+json, as that server decides).

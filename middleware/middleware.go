@@ -27,7 +27,7 @@ func Recover(log *slog.Logger, write func(*gin.Context, problem.Problem)) gin.Ha
 				panic(v)
 			}
 			log.ErrorContext(c.Request.Context(), "panic", "panic", v, "method", c.Request.Method,
-				"path", c.Request.URL.Path, "stack", string(debug.Stack()))
+				"route", Route(c), "stack", string(debug.Stack()))
 			if !c.Writer.Written() {
 				write(c, problem.Internal())
 			}
@@ -68,7 +68,7 @@ func LogError(c *gin.Context, log *slog.Logger, msg string, err error, known boo
 	if !known {
 		// err's text is its whole wrapped chain: the cause an operator
 		// needs, which the client was not shown.
-		log.ErrorContext(ctx, msg, "err", err, "method", r.Method, "path", r.URL.Path)
+		log.ErrorContext(ctx, msg, "err", err, "method", r.Method, "route", Route(c))
 		return
 	}
 	kind := fault.KindOf(err)
@@ -82,8 +82,8 @@ func LogError(c *gin.Context, log *slog.Logger, msg string, err error, known boo
 	// A client error of package problem has no kind; only a classified
 	// error's kind is worth a field.
 	if kind == fault.Internal {
-		log.DebugContext(ctx, msg, "err", err, "method", r.Method, "path", r.URL.Path)
+		log.DebugContext(ctx, msg, "err", err, "method", r.Method, "route", Route(c))
 		return
 	}
-	log.DebugContext(ctx, msg, "err", err, "kind", kind.String(), "method", r.Method, "path", r.URL.Path)
+	log.DebugContext(ctx, msg, "err", err, "kind", kind.String(), "method", r.Method, "route", Route(c))
 }

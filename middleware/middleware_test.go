@@ -51,8 +51,8 @@ func TestRecover(t *testing.T) {
 			t.Errorf("the panic value reached the client: %s", w.Body)
 		}
 		if l := logs.String(); !strings.Contains(l, "level=ERROR") || !strings.Contains(l, "panic=boom") ||
-			!strings.Contains(l, "stack=") || !strings.Contains(l, "path=/panic") {
-			t.Errorf("log = %q, want an error line with the panic, its path and the stack", l)
+			!strings.Contains(l, "stack=") || !strings.Contains(l, "route=/panic") {
+			t.Errorf("log = %q, want an error line with the panic, its route and the stack", l)
 		}
 	})
 	t.Run("keeps an answer already begun", func(t *testing.T) {

@@ -40,6 +40,11 @@ type Problem struct {
 	Detail   string       `json:"detail,omitempty"`
 	Instance string       `json:"instance,omitempty"`
 	Errors   []FieldError `json:"errors,omitempty"`
+	// RequestID is the id of the request that failed (its X-Request-ID
+	// header, package requestid): what a client quotes to an operator,
+	// who finds the request's log lines by it. Each server's problem
+	// writer fills it in.
+	RequestID string `json:"request_id,omitempty"`
 	// RetryAfter is the wait a 503 or a 429 asks for in its Retry-After
 	// header (SetRetryAfter); zero takes the status's default. It is a
 	// header, never part of the body.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -21,6 +22,8 @@ type Catalog struct {
 	log     *slog.Logger
 	set     migrations.Set
 	changed func(ctx context.Context)
+	// events is told what the catalog did, for metrics (OnEvents).
+	events Events
 	// removal bounds how Remove waits and retries (remove.go).
 	removal RemovalPolicy
 }
@@ -201,6 +204,7 @@ func (c *Catalog) provision(ctx context.Context, s Spec, ensure bool) (*Tenant, 
 	if err != nil {
 		return nil, err
 	}
+	start := time.Now()
 	var out *Tenant
 	created := false
 	err = c.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -241,6 +245,7 @@ func (c *Catalog) provision(ctx context.Context, s Spec, ensure bool) (*Tenant, 
 		// Logged after the commit: a host taken by another tenant rolls
 		// the whole creation back, and the log must not say otherwise.
 		c.log.InfoContext(ctx, "tenant created", "tenant", out.Name, "schema", out.Schema)
+		c.events.provisioned(time.Since(start))
 	}
 	c.changed(ctx)
 	return out, nil

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,8 +18,11 @@ import (
 
 // NotifyChannel is the PostgreSQL channel on which every committed catalog
 // change is announced, whichever process made it (a server's admin API, the
-// CLI, start-up seeding). The payload names the process that made the
-// change, for logs only: listeners reload the whole catalog either way.
+// CLI, start-up seeding). The payload is "ORIGIN MICROS": the process that
+// made the change, for logs, and when it announced it (Unix microseconds
+// on its clock), from which listeners measure how long the change took to
+// reach them (Listener.ReportLag). Listeners reload the whole catalog
+// whatever the payload says.
 const NotifyChannel = "tenantry_catalog"
 
 // ListenerApplicationName is the application_name of the listener's
@@ -52,7 +57,8 @@ func NewNotifier(db *gorm.DB, origin string, log *slog.Logger) *Notifier {
 func (n *Notifier) Notify(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), notifyTimeout)
 	defer cancel()
-	err := n.db.WithContext(ctx).Exec("SELECT pg_notify(?, ?)", NotifyChannel, n.origin).Error
+	payload := n.origin + " " + strconv.FormatInt(time.Now().UnixMicro(), 10)
+	err := n.db.WithContext(ctx).Exec("SELECT pg_notify(?, ?)", NotifyChannel, payload).Error
 	if err != nil {
 		n.log.WarnContext(ctx, "catalog change not announced; other processes will see it at their next periodic refresh", "err", err)
 		return fmt.Errorf("notify %s: %w", NotifyChannel, err)
@@ -77,6 +83,20 @@ type Listener struct {
 	// connection failed or dropped.
 	ReconnectDelay time.Duration
 	kick           chan struct{}
+
+	// ReportLag, when set, is called after every reload that followed a
+	// notification carrying its time (Notify), with the time from the
+	// oldest announcement the reload covers to the reload's end: how long
+	// a change made elsewhere took to be served here. It reads the
+	// announcing process's clock, so clocks out of step skew it; a lag
+	// below zero is reported as zero. Set it before Run.
+	ReportLag func(time.Duration)
+
+	// announced is the oldest announcement no reload has covered yet.
+	announced struct {
+		sync.Mutex
+		at time.Time
+	}
 
 	// outage counts failed connection attempts since the last success,
 	// and when that was last logged (logFailure).
@@ -145,6 +165,7 @@ type handler struct{ l *Listener }
 
 func (h handler) HandleNotification(ctx context.Context, n *pgconn.Notification, _ *pgx.Conn) error {
 	h.l.log.DebugContext(ctx, "catalog changed", "by", n.Payload)
+	h.l.announce(n.Payload)
 	h.l.request()
 	return nil
 }
@@ -188,6 +209,36 @@ func (l *Listener) logFailure(ctx context.Context, err error) {
 	l.log.WarnContext(ctx, "catalog listener: still reconnecting", "err", err, "failed_attempts", n)
 }
 
+// announce keeps the time a notification's payload carries, when it is
+// the oldest not yet covered by a reload. A payload without one (from a
+// process that predates the time field) is left out of the lag.
+func (l *Listener) announce(payload string) {
+	i := strings.LastIndexByte(payload, ' ')
+	if i < 0 {
+		return
+	}
+	us, err := strconv.ParseInt(payload[i+1:], 10, 64)
+	if err != nil {
+		return
+	}
+	at := time.UnixMicro(us)
+	l.announced.Lock()
+	if l.announced.at.IsZero() || at.Before(l.announced.at) {
+		l.announced.at = at
+	}
+	l.announced.Unlock()
+}
+
+// takeAnnounced returns and forgets the oldest uncovered announcement: the
+// reload about to start covers it.
+func (l *Listener) takeAnnounced() time.Time {
+	l.announced.Lock()
+	defer l.announced.Unlock()
+	at := l.announced.at
+	l.announced.at = time.Time{}
+	return at
+}
+
 // request asks for a refresh without blocking; requests made while one is
 // already queued are merged into it.
 func (l *Listener) request() {
@@ -208,12 +259,15 @@ func (l *Listener) refreshLoop(ctx context.Context) {
 			return
 		case <-l.kick:
 		}
+		announced := l.takeAnnounced()
 		if err := l.resolver.Refresh(ctx); err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			l.resolver.Invalidate()
 			l.log.WarnContext(ctx, "catalog reload after a change failed; cache dropped", "err", err)
+		} else if l.ReportLag != nil && !announced.IsZero() {
+			l.ReportLag(max(time.Since(announced), 0))
 		}
 		select {
 		case <-ctx.Done():

@@ -25,14 +25,17 @@ func openProcess(t *testing.T, dbc config.Database) *stack {
 }
 
 // startListener runs a listener that keeps r in step and stops it when
-// the test ends.
-func startListener(t *testing.T, dsn string, r *tenants.Resolver) {
+// the test ends; each of set changes it before it runs.
+func startListener(t *testing.T, dsn string, r *tenants.Resolver, set ...func(*tenants.Listener)) {
 	t.Helper()
 	l, err := tenants.NewListener(dsn, r, testenv.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	l.ReconnectDelay = 100 * time.Millisecond
+	for _, f := range set {
+		f(l)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- l.Run(ctx) }()

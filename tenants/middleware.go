@@ -108,6 +108,9 @@ func (m *Middleware) Handler(onError func(c *gin.Context, err error)) gin.Handle
 	return func(c *gin.Context) {
 		t, err := m.Tenant(c.Request)
 		if err != nil {
+			if t != nil {
+				c.Request = c.Request.WithContext(withRefused(c.Request.Context(), t))
+			}
 			onError(c, err)
 			c.Abort()
 			return

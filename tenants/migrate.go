@@ -122,6 +122,9 @@ func (c *Catalog) Migrate(ctx context.Context, opts MigrateOptions) (MigrateRepo
 			err := fmt.Errorf("%w: %q is at version %d, this binary knows up to %d",
 				migrations.ErrUnknownVersion, t.Name, t.SchemaVersion, rep.Latest)
 			rep.fail(t.Name, err)
+			if !opts.DryRun {
+				c.events.migrationFailed()
+			}
 		default:
 			rep.UpToDate++
 		}
@@ -316,6 +319,9 @@ func (r *run) finish(t Tenant, plan *TenantPlan, err error) {
 	switch {
 	case err != nil:
 		r.rep.fail(t.Name, err)
+		if !r.opts.DryRun {
+			r.c.events.migrationFailed()
+		}
 		r.c.log.WarnContext(r.ctx, "tenant migration failed; rolled back", "tenant", t.Name, "err", err)
 	case plan == nil:
 		r.rep.UpToDate++
@@ -323,6 +329,7 @@ func (r *run) finish(t Tenant, plan *TenantPlan, err error) {
 		r.rep.Pending = append(r.rep.Pending, *plan)
 	default:
 		r.rep.Migrated++
+		r.c.events.migrationsApplied(len(plan.Migrations))
 		r.unseen = true
 		r.notifyLocked(false)
 	}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -46,6 +48,21 @@ type Resolver struct {
 	// from a complete snapshot is unknown without asking the catalog, so
 	// a flood of made-up hosts, each different, costs no query at all.
 	complete bool
+	// lastReload and tenants describe the last Refresh installed: when,
+	// and its tenants by status (Stats).
+	lastReload time.Time
+	tenants    tenantCounts
+
+	// Counters for Stats, kept outside mu: a cache hit takes only the
+	// read lock, and must not write under it.
+	hits, negativeHits, misses atomic.Uint64
+	reloads, reloadFailures    atomic.Uint64
+}
+
+// tenantCounts counts a catalog's tenants by status.
+type tenantCounts struct {
+	byStatus map[Status]int
+	removing int
 }
 
 // ResolverOption changes a resolver built by NewResolver.
@@ -96,11 +113,14 @@ func (r *Resolver) Resolve(ctx context.Context, host string) (*Tenant, error) {
 	asked, complete := r.epoch, r.complete
 	r.mu.RUnlock()
 	if ok {
+		r.hits.Add(1)
 		return t, nil
 	}
 	if complete || (neg && r.now().Before(until)) {
+		r.negativeHits.Add(1)
 		return nil, ErrUnknownHost
 	}
+	r.misses.Add(1)
 
 	// A miss asks the catalog, and waits for it no longer than the
 	// caller's deadline (LookupTimeout without one): a stalled catalog
@@ -183,13 +203,21 @@ func (r *Resolver) Refresh(ctx context.Context) error {
 	r.mu.Unlock()
 	ts, err := r.lookup.List(ctx)
 	if err != nil {
+		r.reloadFailures.Add(1)
 		return err
 	}
+	r.reloads.Add(1)
 	known := make(map[string]*Tenant, len(ts)*2)
+	counts := tenantCounts{byStatus: map[Status]int{}}
 	for i := range ts {
 		t := &ts[i]
 		for _, h := range t.Hosts {
 			known[h.Host] = t
+		}
+		if t.Removing {
+			counts.removing++
+		} else {
+			counts.byStatus[t.Status]++
 		}
 	}
 	r.mu.Lock()
@@ -201,7 +229,47 @@ func (r *Resolver) Refresh(ctx context.Context) error {
 	r.unknown = map[string]time.Time{}
 	r.floor = mine
 	r.complete = true
+	r.lastReload, r.tenants = r.now(), counts
 	return nil
+}
+
+// ResolverStats is a snapshot of a Resolver's counters, for metrics. The
+// counters only grow.
+type ResolverStats struct {
+	// Hits are lookups the cache answered with a tenant; NegativeHits
+	// those it answered with ErrUnknownHost (a complete snapshot, or a
+	// host remembered as unknown); Misses those that asked the catalog.
+	Hits, NegativeHits, Misses uint64
+	// Reloads counts full catalog reads by Refresh that succeeded (a read
+	// overtaken by a later change included), ReloadFailures those that
+	// failed.
+	Reloads, ReloadFailures uint64
+	// LastReload is when a Refresh last installed the whole catalog; the
+	// zero time before the first.
+	LastReload time.Time
+	// Tenants counts that catalog's tenants by status, and Removing those
+	// whose removal has begun (counted there, not under their status).
+	// Both describe the catalog as of LastReload, so reading them costs no
+	// query; Tenants is nil before the first reload.
+	Tenants  map[Status]int
+	Removing int
+}
+
+// Stats returns the resolver's counters and the last reload's tenant
+// counts.
+func (r *Resolver) Stats() ResolverStats {
+	st := ResolverStats{
+		Hits:           r.hits.Load(),
+		NegativeHits:   r.negativeHits.Load(),
+		Misses:         r.misses.Load(),
+		Reloads:        r.reloads.Load(),
+		ReloadFailures: r.reloadFailures.Load(),
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	st.LastReload, st.Removing = r.lastReload, r.tenants.removing
+	st.Tenants = maps.Clone(r.tenants.byStatus)
+	return st
 }
 
 // Run refreshes the cache every interval until ctx ends, logging failures

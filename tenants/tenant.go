@@ -125,6 +125,28 @@ func FromContext(ctx context.Context) (*Tenant, bool) {
 	return t, ok && t != nil
 }
 
+type refusedKey struct{}
+
+// withRefused returns a context that names t as the tenant a refused
+// request was for (suspended, being removed, behind), for logs, metrics
+// and stats only: FromContext stays empty, so no handler and no statement
+// ever runs as t.
+func withRefused(ctx context.Context, t *Tenant) context.Context {
+	return context.WithValue(ctx, refusedKey{}, t.Name)
+}
+
+// NameFromContext returns the name of the tenant ctx's request is counted
+// for: the tenant it is served as (FromContext), or the one it was refused
+// for by Middleware.Handler (a suspended tenant's requests are that
+// tenant's 403s in its figures, not anonymous ones).
+func NameFromContext(ctx context.Context) (string, bool) {
+	if t, ok := FromContext(ctx); ok {
+		return t.Name, true
+	}
+	name, ok := ctx.Value(refusedKey{}).(string)
+	return name, ok
+}
+
 // RouteKey is the key the database pool routes ctx's statements by (see
 // database.Router): the tenant's schema, which no two tenants share. It
 // only chooses a connection; what a statement may reach is the scope's

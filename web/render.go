@@ -82,6 +82,9 @@ type ErrorView struct {
 	Status int
 	Detail string
 	Fields []models.FieldError
+	// RequestID is the failed request's id, shown in small print for the
+	// person to quote when they report the error.
+	RequestID string
 }
 
 // View is a page's data. Only this package's view types implement it, and

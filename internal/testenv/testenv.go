@@ -29,6 +29,7 @@ import (
 
 	"tenantry/app"
 	"tenantry/config"
+	"tenantry/logging"
 )
 
 // DefaultDSN is the server the tests use unless TENANTRY_TEST_DSN says otherwise.
@@ -113,13 +114,18 @@ func Config(db config.Database) config.Config {
 	return c
 }
 
-// Logger returns a logger that writes to t's log only when -v is set or the
-// test fails, keeping expected error logs out of passing runs.
+// Logger returns a logger like the process's (package logging adds each
+// request's id and tenant) at debug level, which writes to t's log only
+// when -v is set, keeping expected error logs out of passing runs. Every
+// line, at every level, is also checked for personal data: a package
+// whose TestMain calls Main fails its run if any line held an e-mail
+// address.
 func Logger(t testing.TB) *slog.Logger {
+	var w io.Writer = &logLeaks
 	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		w = io.MultiWriter(testWriter{t}, &logLeaks)
 	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
+	return slog.New(logging.NewHandler(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})))
 }
 
 type testWriter struct{ t testing.TB }
@@ -350,7 +356,10 @@ var (
 )
 
 // Main runs a package's tests (call it from TestMain) and then removes
-// what they shared, such as the binary Binary built.
+// what they shared, such as the binary Binary built. It fails the run,
+// however the tests went, if any line logged through Logger or written to
+// a Buffer held an e-mail address: every address a test of the package
+// created is one, so no personal data reached the log at any level.
 func Main(m *testing.M) {
 	dir, err := os.MkdirTemp("", "tenantry-test-")
 	if err != nil {
@@ -360,6 +369,10 @@ func Main(m *testing.M) {
 	binDir = dir
 	code := m.Run()
 	_ = os.RemoveAll(dir)
+	if err := logLeaks.err(); err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL testenv:", err)
+		code = 1
+	}
 	os.Exit(code)
 }
 
