@@ -109,8 +109,9 @@ func (s *series) delete(m *Metrics) {
 // takes no lock and allocates nothing (BenchmarkObserve).
 func (m *Metrics) Observe(r middleware.Record) {
 	if r.Route == "" {
-		// As the access line names it: an empty label value would read
-		// in PromQL as no route label at all.
+		// A Record built elsewhere than middleware.Access may leave the
+		// route empty; an empty label value would read in PromQL as no
+		// route label at all.
 		r.Route = middleware.Unmatched
 	}
 	method, secs := methodIndex(r.Method), r.Duration.Seconds()

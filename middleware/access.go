@@ -27,8 +27,8 @@ type Record struct {
 	Tenant string
 	Host   string
 	Method string
-	// Route is the pattern of the matched route (/api/users/:id), or ""
-	// when no route matched.
+	// Route is the pattern of the matched route (/api/users/:id), or
+	// Unmatched when no route matched (Route).
 	Route    string
 	Status   int
 	Bytes    int
@@ -64,8 +64,7 @@ const (
 )
 
 // Unmatched is the route logged, and the route label counted, for a
-// request no route matched (Record.Route ""): a 404 or 405 of the router
-// itself.
+// request no route matched: a 404 or 405 of the router itself.
 const Unmatched = "unmatched"
 
 // Route is what logs name a request by: its route's pattern, or
@@ -111,7 +110,7 @@ func Access(log *slog.Logger, opts AccessOptions, observers ...Observer) gin.Han
 			TraceID:    traceID,
 			Host:       c.Request.Host,
 			Method:     c.Request.Method,
-			Route:      c.FullPath(),
+			Route:      Route(c),
 			Status:     c.Writer.Status(),
 			Bytes:      max(c.Writer.Size(), 0),
 			Duration:   time.Since(start),
@@ -138,17 +137,13 @@ func Access(log *slog.Logger, opts AccessOptions, observers ...Observer) gin.Han
 // when empty, so that the log handler (package logging) adds neither
 // again.
 func writeLine(ctx context.Context, log *slog.Logger, r *Record) {
-	route := r.Route
-	if route == "" {
-		route = Unmatched
-	}
 	attrs := [...]slog.Attr{
 		slog.String("server", r.Server),
 		slog.String("request_id", r.RequestID),
 		slog.String("tenant", r.Tenant),
 		slog.String("host", r.Host),
 		slog.String("method", r.Method),
-		slog.String("route", route),
+		slog.String("route", r.Route),
 		slog.Int("status", r.Status),
 		slog.Int("bytes", r.Bytes),
 		slog.Float64("duration_ms", milliseconds(r.Duration)),
