@@ -97,7 +97,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 	}
 	o.health = database.NewHealth(log)
 	db, dialect, err := database.Open(ctx, cfg.Database, log, database.RouteBy(tenants.RouteKey), database.WithHealth(o.health),
-		database.LogSlowerThan(cfg.Log.SlowStatement))
+		database.LogSlowerThan(cfg.Log.SlowStatement), database.WithPlacements(cfg.Databases, tenants.PlacementKey))
 	if err != nil {
 		return nil, err
 	}

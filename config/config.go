@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,6 +28,40 @@ type Config struct {
 	Log      Log          `mapstructure:"log"`
 	Web      Web          `mapstructure:"web"`
 	Metrics  Metrics      `mapstructure:"metrics"`
+	// Databases are the PostgreSQL servers (or databases) besides the
+	// control database (Database) that hold tenants' schemas: placements.
+	// The catalog stays on the control database, which is a placement too
+	// (Database.Name), so an empty list is the one-database set-up.
+	Databases []Placement `mapstructure:"databases"`
+}
+
+// Placement is one database that holds tenants' schemas. Its pool takes
+// every setting but the DSN from the database section.
+type Placement struct {
+	// Name is how the catalog and the operator refer to it; it never
+	// changes while tenants are placed on it.
+	Name string `mapstructure:"name"`
+	// DSN is a PostgreSQL URL. TENANTRY_DATABASES_<NAME>_DSN (the name
+	// upper-cased, '-' as '_') overrides it, so that a password need not
+	// sit in the file.
+	DSN string `mapstructure:"dsn"`
+}
+
+// DefaultPlacement names the control database when database.name is unset.
+const DefaultPlacement = "main"
+
+// PlacementEnv is the environment variable that overrides the DSN of the
+// placement called name.
+func PlacementEnv(name string) string {
+	return EnvPrefix + "_DATABASES_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_")) + "_DSN"
+}
+
+// Placements returns every placement, the control database first, each
+// with its DSN.
+func (c Config) Placements() []Placement {
+	out := make([]Placement, 0, 1+len(c.Databases))
+	out = append(out, Placement{Name: c.Database.Name, DSN: c.Database.DSN})
+	return append(out, c.Databases...)
 }
 
 // Server configures the tenant-facing HTTP listeners.
@@ -66,6 +101,10 @@ type Admin struct {
 
 // Database configures the connection pool.
 type Database struct {
+	// Name is the control database's name as a placement (see
+	// Config.Databases); tenants placed on it have an empty placement in
+	// the catalog, so renaming it moves nothing.
+	Name            string        `mapstructure:"name"`
 	Driver          string        `mapstructure:"driver"`
 	DSN             string        `mapstructure:"dsn"`
 	MaxOpenConns    int           `mapstructure:"max_open_conns"`
@@ -234,6 +273,7 @@ func Default() Config {
 		},
 		Admin: Admin{Listen: "127.0.0.1:9000"},
 		Database: Database{
+			Name:            DefaultPlacement,
 			Driver:          "sqlite",
 			DSN:             "tenantry.db",
 			MaxOpenConns:    16,
@@ -340,6 +380,11 @@ func Load(fs *pflag.FlagSet) (Config, error) {
 	if c.Tenancy.Strategy == "" {
 		c.Tenancy.Strategy = DefaultStrategy(c.Database.Driver)
 	}
+	for i := range c.Databases {
+		if dsn := os.Getenv(PlacementEnv(c.Databases[i].Name)); dsn != "" {
+			c.Databases[i].DSN = dsn
+		}
+	}
 	if !v.IsSet("tenancy.max_concurrent_per_tenant") {
 		c.Tenancy.MaxConcurrentPerTenant = DefaultMaxConcurrent(c.Database.MaxOpenConns)
 	}
@@ -387,6 +432,7 @@ var keys = []key{
 	{name: "server.request_timeout", allowed: aDuration + ", below server.write_timeout", decode: decodeAs[time.Duration]},
 	{name: "admin.listen", allowed: "a host:port address, or empty to disable", emptyOK: true},
 	{name: "admin.token", allowed: "any text; empty generates one per process on loopback", emptyOK: true},
+	{name: "database.name", allowed: "a placement name: a lower-case letter, then up to 62 lower-case letters, digits, _ or -"},
 	{name: "database.driver", allowed: strings.Join(Drivers, ", ")},
 	{name: "database.dsn", allowed: "a SQLite file name or a PostgreSQL URL"},
 	{name: "database.max_open_conns", allowed: "a whole number, 1 or more", decode: decodeAs[int64]},
@@ -406,6 +452,7 @@ var keys = []key{
 	{name: "tenancy.rate_limit", allowed: "requests per second such as 50 or 0.5, 0 for unlimited", decode: decodeAs[float64]},
 	{name: "tenancy.rate_burst", allowed: "a whole number, 0 for the rate rounded up", decode: decodeAs[int64]},
 	{name: "tenants", allowed: "a list of tenants in the config file; empty for none", emptyOK: true},
+	{name: "databases", allowed: "a list of {name, dsn} in the config file; empty for none", emptyOK: true},
 	{name: "log.level", allowed: strings.Join(LogLevels, ", ")},
 	{name: "log.format", allowed: strings.Join(LogFormats, ", ")},
 	{name: "log.access", allowed: "true or false", decode: decodeAs[bool]},
@@ -514,6 +561,7 @@ func setDefaults(v *viper.Viper, d Config) {
 	v.SetDefault("server.request_timeout", d.Server.RequestTimeout)
 	v.SetDefault("admin.listen", d.Admin.Listen)
 	v.SetDefault("admin.token", d.Admin.Token)
+	v.SetDefault("database.name", d.Database.Name)
 	v.SetDefault("database.driver", d.Database.Driver)
 	v.SetDefault("database.dsn", d.Database.DSN)
 	v.SetDefault("database.max_open_conns", d.Database.MaxOpenConns)
@@ -547,6 +595,7 @@ func setDefaults(v *viper.Viper, d Config) {
 		seeds = append(seeds, map[string]any{"name": s.Name, "schema": s.Schema, "hosts": s.Hosts})
 	}
 	v.SetDefault("tenants", seeds)
+	v.SetDefault("databases", []map[string]any{})
 }
 
 // Validate reports the first invalid value, naming its key and what is allowed.
@@ -651,6 +700,7 @@ func (c Config) Validate() error {
 			bad(fmt.Sprintf("tenants[%d].hosts", i), "[]", "one or more host[:port] names")
 		}
 	}
+	c.validatePlacements(bad)
 	oneOf("log.level", c.Log.Level, LogLevels)
 	oneOf("log.format", c.Log.Format, LogFormats)
 	return errors.Join(errs...)
@@ -694,5 +744,36 @@ func (c Config) validateDeadlines(bad func(key string, val any, allowed string))
 	if c.Database.Driver == "sqlite" && c.Server.RequestTimeout > 0 && c.Database.LockTimeout >= c.Server.RequestTimeout {
 		bad("database.lock_timeout", c.Database.LockTimeout,
 			fmt.Sprintf("a duration below server.request_timeout (%v) on SQLite, where it is the wait for another writer", c.Server.RequestTimeout))
+	}
+}
+
+// placementName is what a placement may be called: it appears in the
+// catalog, in URLs and in an environment variable's name.
+var placementName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)
+
+// validatePlacements checks database.name and every databases entry:
+// valid, distinct names, a DSN each, and PostgreSQL, the only driver whose
+// tenants live in schemas another server can hold.
+func (c Config) validatePlacements(bad func(key string, val any, allowed string)) {
+	const allowed = "a lower-case letter, then up to 62 lower-case letters, digits, _ or -"
+	if !placementName.MatchString(c.Database.Name) {
+		bad("database.name", fmt.Sprintf("%q", c.Database.Name), allowed)
+	}
+	if len(c.Databases) > 0 && c.Database.Driver != "postgres" {
+		bad("databases", fmt.Sprintf("%d entries", len(c.Databases)), `none when database.driver is not "postgres"`)
+	}
+	seen := map[string]bool{c.Database.Name: true}
+	for i, d := range c.Databases {
+		key := fmt.Sprintf("databases[%d]", i)
+		switch {
+		case !placementName.MatchString(d.Name):
+			bad(key+".name", fmt.Sprintf("%q", d.Name), allowed)
+		case seen[d.Name]:
+			bad(key+".name", fmt.Sprintf("%q", d.Name), "a name not used by database.name or another entry")
+		}
+		seen[d.Name] = true
+		if d.DSN == "" {
+			bad(key+".dsn", `""`, "a PostgreSQL URL (or "+PlacementEnv(d.Name)+")")
+		}
 	}
 }

@@ -24,6 +24,10 @@ type Option func(*options)
 
 type options struct {
 	route  RouteKey
+	// placements are the databases besides the control one, and where is
+	// the rule that picks one for a statement (WithPlacements).
+	placements []config.Placement
+	where      PlacementOf
 	health *Health
 	slow   time.Duration
 	// slowSet tells LogSlowerThan(0), which logs no statement as slow,
@@ -35,6 +39,15 @@ type options struct {
 // it every statement goes to the first group, with overflow. The key also
 // tells tenant statements apart for Classify's ErrGone.
 func RouteBy(key RouteKey) Option { return func(o *options) { o.route = key } }
+
+// WithPlacements gives the pool a Router per database of placements
+// besides the control one, and sends each statement to the one of its
+// placement (see Placements); where names it from the statement's context.
+// Their pools are opened without a connection: a placement that is down
+// delays nothing at start-up, and fails only its own tenants' statements.
+func WithPlacements(placements []config.Placement, where PlacementOf) Option {
+	return func(o *options) { o.placements, o.where = placements, where }
+}
 
 // WithHealth makes the pool report every statement's outcome to h, which
 // logs the database's changes of state; without it Open makes its own.
@@ -84,7 +97,32 @@ func Open(ctx context.Context, c config.Database, log *slog.Logger, opts ...Opti
 	if err != nil {
 		return nil, "", err
 	}
-	router := NewRouter(groups, o.route)
+	if c.Name == "" {
+		c.Name = config.DefaultPlacement
+	}
+	routers := map[string]*Router{c.Name: NewRouter(groups, o.route)}
+	names := []string{c.Name}
+	closeAll := func() {
+		for _, r := range routers {
+			_ = r.Close()
+		}
+	}
+	for _, pl := range o.placements {
+		if dialect != migrations.Postgres {
+			closeAll()
+			return nil, "", fmt.Errorf("databases: placements need database.driver postgres")
+		}
+		pc := c
+		pc.DSN = pl.DSN
+		g, err := postgresGroups(pc)
+		if err != nil {
+			closeAll()
+			return nil, "", fmt.Errorf("databases %s: %w", pl.Name, err)
+		}
+		routers[pl.Name] = NewRouter(g, o.route)
+		names = append(names, pl.Name)
+	}
+	router := NewPlacements(c.Name, names, routers, o.where)
 	// Before GORM: its SQLite dialector queries the version as it opens,
 	// and GORM logs a failure there as "failed to initialize database".
 	if err := connect(ctx, router.PingContext, c, log); err != nil {
@@ -261,20 +299,30 @@ func sqliteDSN(dsn string, busy time.Duration) string {
 	return dsn + sep + strings.Join(add, "&")
 }
 
-// Pool returns the Router behind db, which Open made.
+// Pool returns the control database's Router behind db, which Open made.
 func Pool(db *gorm.DB) (*Router, error) {
-	r, ok := db.ConnPool.(*Router)
-	if !ok {
-		return nil, fmt.Errorf("pool: %T is not a database.Router", db.ConnPool)
+	p, err := PlacementsOf(db)
+	if err != nil {
+		return nil, err
 	}
+	r, _ := p.Router("")
 	return r, nil
 }
 
-// Close closes every connection group behind db.
+// PlacementsOf returns every placement's pool behind db, which Open made.
+func PlacementsOf(db *gorm.DB) (*Placements, error) {
+	p, ok := db.ConnPool.(*Placements)
+	if !ok {
+		return nil, fmt.Errorf("pool: %T is not a database.Placements", db.ConnPool)
+	}
+	return p, nil
+}
+
+// Close closes every connection group of every placement behind db.
 func Close(db *gorm.DB) error {
-	r, err := Pool(db)
+	p, err := PlacementsOf(db)
 	if err != nil {
 		return err
 	}
-	return r.Close()
+	return p.Close()
 }

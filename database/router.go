@@ -262,3 +262,12 @@ func (r *Router) Close() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Conn returns a dedicated connection of ctx's group, for work that needs
+// one session throughout; the caller must Close it.
+func (r *Router) Conn(ctx context.Context) (*sql.Conn, error) {
+	g := r.pick(ctx)
+	g.enter()
+	defer g.leave()
+	return g.db.Conn(ctx)
+}

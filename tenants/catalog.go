@@ -61,6 +61,10 @@ type Spec struct {
 	Name   string
 	Schema string // derived from Name when empty
 	Hosts  []string
+	// Database names the placement to create the tenant on; empty picks
+	// the configured database with the fewest tenants. An existing
+	// tenant (Ensure) stays where it is.
+	Database string
 }
 
 // Bootstrap applies the shared migrations that build the catalog itself.
@@ -207,6 +211,9 @@ func (c *Catalog) provision(ctx context.Context, s Spec, ensure bool) (*Tenant, 
 	start := time.Now()
 	var out *Tenant
 	created := false
+	// placed is a tenant whose schema was made, and committed, on another
+	// database than the catalog's: dropped again if its rows are not.
+	var placed *Tenant
 	err = c.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := c.lock(ctx, tx, "tenantry:tenant:"+s.Schema); err != nil {
 			return err
@@ -219,6 +226,9 @@ func (c *Catalog) provision(ctx context.Context, s Spec, ensure bool) (*Tenant, 
 			return ErrExists.With("", fmt.Sprintf("Conflicts with an existing tenant: %q uses schema %q, not %q.", s.Name, t.Schema, s.Schema), nil)
 		case errors.Is(err, ErrNotFound):
 			t, err = c.create(ctx, tx, s)
+			if t != nil && t.Database != "" {
+				placed = t
+			}
 			if err != nil {
 				return err
 			}
@@ -239,6 +249,9 @@ func (c *Catalog) provision(ctx context.Context, s Spec, ensure bool) (*Tenant, 
 		return err
 	})
 	if err != nil {
+		if placed != nil {
+			c.dropCreated(ctx, placed)
+		}
 		return nil, fmt.Errorf("provision tenant %q: %w", s.Name, err)
 	}
 	if created {
@@ -259,12 +272,26 @@ func (c *Catalog) create(ctx context.Context, tx *gorm.DB, s Spec) (*Tenant, err
 	if n > 0 {
 		return nil, ErrExists.With("", fmt.Sprintf("Conflicts with an existing tenant: schema %q is used by another tenant.", s.Schema), nil)
 	}
+	placement, err := c.choosePlacement(ctx, tx, s.Database)
+	if err != nil {
+		return nil, err
+	}
+	t := &Tenant{Name: s.Name, Schema: s.Schema, Status: StatusActive, Database: placement}
+	if placement != "" {
+		if _, err := c.provisionOn(ctx, t, true); err != nil {
+			return nil, err
+		}
+		t.SchemaVersion = c.set.Latest()
+		if err := tx.WithContext(ctx).Create(t).Error; err != nil {
+			return t, fmt.Errorf("insert tenant: %w", err)
+		}
+		return t, nil
+	}
 	if c.layout.Strategy == StrategySchema {
 		if err := tx.WithContext(ctx).Exec("CREATE SCHEMA " + migrations.Quote(s.Schema)).Error; err != nil {
 			return nil, fmt.Errorf("create schema %q: %w", s.Schema, err)
 		}
 	}
-	t := &Tenant{Name: s.Name, Schema: s.Schema, Status: StatusActive}
 	if _, err := c.migrate(ctx, tx, t); err != nil {
 		return nil, err
 	}
@@ -278,8 +305,21 @@ func (c *Catalog) create(ctx context.Context, tx *gorm.DB, s Spec) (*Tenant, err
 // holds t's advisory lock, and records the resulting version on t (and in
 // the catalog when t is stored). The schema's own records decide what is
 // pending, so a runner that waited for the lock finds nothing left to do.
+//
+// A tenant on another database than the catalog's is migrated there in a
+// transaction of its own (provisionOn), committed before tx records the
+// version: a failure between the two leaves the catalog behind the
+// schema, which the next run corrects, never ahead of it.
 func (c *Catalog) migrate(ctx context.Context, tx *gorm.DB, t *Tenant) (migrations.Set, error) {
-	applied, err := c.set.Apply(ctx, tx, c.layout.TenantTarget(t.Schema))
+	var (
+		applied migrations.Set
+		err     error
+	)
+	if t.Database == "" {
+		applied, err = c.set.Apply(ctx, tx, c.layout.TenantTarget(t.Schema))
+	} else {
+		applied, err = c.provisionOn(ctx, t, false)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("migrate %q: %w", t.Name, err)
 	}

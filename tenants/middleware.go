@@ -97,6 +97,10 @@ func (m *Middleware) Tenant(r *http.Request) (*Tenant, error) {
 		return t, fmt.Errorf("%w: %s", ErrSuspended, t.Name)
 	case t.SchemaVersion < m.requiredVersion:
 		return t, fmt.Errorf("%w: %s is at version %d, the code needs %d", ErrBehind, t.Name, t.SchemaVersion, m.requiredVersion)
+	case t.WritesPaused && !readOnly(r.Method):
+		// The last seconds of a move: reads go on from the source, a
+		// write would land on a copy being finished (Catalog.Move).
+		return t, fmt.Errorf("%w: %s", ErrWritesPaused, t.Name)
 	}
 	return t, nil
 }
@@ -118,4 +122,9 @@ func (m *Middleware) Handler(onError func(c *gin.Context, err error)) gin.Handle
 		c.Request = c.Request.WithContext(NewContext(c.Request.Context(), t))
 		c.Next()
 	}
+}
+
+// readOnly reports whether a request with method changes nothing.
+func readOnly(method string) bool {
+	return method == http.MethodGet || method == http.MethodHead || method == http.MethodOptions
 }

@@ -212,7 +212,7 @@ func (c *Catalog) lockHolders(ctx context.Context, t *Tenant) (int64, error) {
 		args = append(args, PrefixSchema, c.prefixedTables(t))
 	}
 	var n int64
-	if err := c.db.WithContext(ctx).Raw(q, args...).Scan(&n).Error; err != nil {
+	if err := c.on(ctx, t.Database).Raw(q, args...).Scan(&n).Error; err != nil {
 		return 0, fmt.Errorf("look for work on the tenant: %w", err)
 	}
 	return n, nil
@@ -285,41 +285,81 @@ func blocked(err error) error {
 // its lock order.
 func (c *Catalog) disposeOnce(ctx context.Context, name string, dropData bool, p RemovalPolicy) (archivedAs string, err error) {
 	err = c.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		pg := c.layout.Dialect == migrations.Postgres
-		if pg {
-			// Local to this transaction: the pooled connection keeps its
-			// own lock_timeout (database.lock_timeout) for later users.
-			err := tx.WithContext(ctx).Exec("SELECT set_config('lock_timeout', ?, true)",
-				strconv.FormatInt(p.LockTimeout.Milliseconds(), 10)+"ms").Error
-			if err != nil {
-				return fmt.Errorf("set lock_timeout: %w", err)
-			}
+		if err := c.localLockTimeout(ctx, tx, p); err != nil {
+			return err
 		}
 		t, err := c.get(ctx, tx, name)
 		if err != nil {
 			return err
 		}
-		if err := c.lock(ctx, tx, "tenantry:tenant:"+t.Schema); err != nil {
+		if t.Database == "" {
+			archivedAs, err = c.disposeIn(ctx, tx, tx, t, dropData)
 			return err
 		}
-		if pg {
-			if err := c.lockTables(ctx, tx, t); err != nil {
+		// The tenant's data is on another database: its transaction runs
+		// inside the catalog's, in the same lock order, and commits just
+		// before it. Should the catalog's commit then fail, the tenant is
+		// left being removed with its data gone, and sending the removal
+		// again deletes its rows.
+		return c.on(ctx, t.Database).Transaction(func(data *gorm.DB) error {
+			if err := c.localLockTimeout(ctx, data, p); err != nil {
 				return err
 			}
-			if err := c.lockCatalogRows(ctx, tx, t); err != nil {
-				return err
-			}
-		}
-		if err := tx.WithContext(ctx).Where("tenant_id = ?", t.ID).Delete(&TenantHost{}).Error; err != nil {
-			return fmt.Errorf("delete hosts: %w", err)
-		}
-		if err := tx.WithContext(ctx).Where("id = ?", t.ID).Delete(&Tenant{}).Error; err != nil {
-			return fmt.Errorf("delete tenant: %w", err)
-		}
-		archivedAs, err = c.dispose(ctx, tx, t, dropData)
-		return err
+			archivedAs, err = c.disposeIn(ctx, tx, data, t, dropData)
+			return err
+		})
 	})
 	return archivedAs, err
+}
+
+// localLockTimeout sets p's lock_timeout for the rest of tx (PostgreSQL):
+// the pooled connection keeps its own (database.lock_timeout) for later
+// users.
+func (c *Catalog) localLockTimeout(ctx context.Context, tx *gorm.DB, p RemovalPolicy) error {
+	if c.layout.Dialect != migrations.Postgres {
+		return nil
+	}
+	err := tx.WithContext(ctx).Exec("SELECT set_config('lock_timeout', ?, true)",
+		strconv.FormatInt(p.LockTimeout.Milliseconds(), 10)+"ms").Error
+	if err != nil {
+		return fmt.Errorf("set lock_timeout: %w", err)
+	}
+	return nil
+}
+
+// disposeIn takes the disposal's locks in order and deletes t's catalog
+// rows in catalog and its data in data (the same transaction when the
+// tenant lives on the catalog's database).
+func (c *Catalog) disposeIn(ctx context.Context, catalog, data *gorm.DB, t *Tenant, dropData bool) (string, error) {
+	if err := c.lock(ctx, data, "tenantry:tenant:"+t.Schema); err != nil {
+		return "", err
+	}
+	if c.layout.Dialect == migrations.Postgres {
+		if err := c.lockTables(ctx, data, t); err != nil {
+			return "", err
+		}
+		if err := c.lockCatalogRows(ctx, catalog, t); err != nil {
+			return "", err
+		}
+	}
+	if err := catalog.WithContext(ctx).Where("tenant_id = ?", t.ID).Delete(&TenantHost{}).Error; err != nil {
+		return "", fmt.Errorf("delete hosts: %w", err)
+	}
+	if err := catalog.WithContext(ctx).Where("id = ?", t.ID).Delete(&Tenant{}).Error; err != nil {
+		return "", fmt.Errorf("delete tenant: %w", err)
+	}
+	if t.Database != "" {
+		// A removal whose data transaction committed and catalog one did
+		// not finds no schema when sent again.
+		var n int64
+		if err := data.WithContext(ctx).Raw("SELECT count(*) FROM pg_namespace WHERE nspname = ?", t.Schema).Scan(&n).Error; err != nil {
+			return "", fmt.Errorf("look for schema %q: %w", t.Schema, err)
+		}
+		if n == 0 {
+			return "", nil
+		}
+	}
+	return c.dispose(ctx, data, t, dropData)
 }
 
 // lockTables takes ACCESS EXCLUSIVE locks on t's existing tables, one at

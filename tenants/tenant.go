@@ -36,9 +36,19 @@ type Tenant struct {
 	// (Catalog.Remove) until the tenant's rows are gone, and stays set
 	// after a removal that failed half-way, until it is sent again. Such a
 	// tenant is not served: ErrRemoving.
-	Removing  bool      `json:"-" gorm:"column:removing;not null"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	Removing bool `json:"-" gorm:"column:removing;not null"`
+	// Database is the placement holding the tenant's schema: "" for the
+	// control database (config database.name), else one of the configured
+	// databases. Statements for the tenant go to its pool (PlacementKey).
+	Database string `json:"-" gorm:"column:database;not null;default:''"`
+	// MovingTo names the database a move is copying the tenant to, while
+	// it runs (Catalog.Move); "" otherwise.
+	MovingTo string `json:"-" gorm:"column:moving_to;not null;default:''"`
+	// WritesPaused is set for the final catch-up and switch of a move:
+	// the tenant's reads are served, its writes refused (ErrWritesPaused).
+	WritesPaused bool      `json:"-" gorm:"column:writes_paused;not null;default:false"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
 }
 
 // TableName keeps the catalog's table name independent of GORM's pluraliser.
@@ -91,6 +101,11 @@ var (
 	// migrated before it is served.
 	ErrBehind = &fault.Error{Kind: fault.Unavailable, Code: "tenant-migrating", Title: "Workspace being upgraded",
 		Message: "This workspace's data is being upgraded; try again shortly."}
+	// ErrWritesPaused means the tenant is being moved to another database
+	// and is in the final seconds of the move: reads are served, writes
+	// wait for the switch.
+	ErrWritesPaused = &fault.Error{Kind: fault.Unavailable, Code: "tenant-moving", Title: "Workspace being moved",
+		Message: "This workspace is being moved; writes resume within seconds. Retry after the number of seconds in Retry-After."}
 	// ErrNoTenant means a tenant-owned table was queried with no tenant in
 	// the statement's context: a fault of the code, never of the client.
 	ErrNoTenant = errors.New("no tenant in context")
@@ -145,6 +160,17 @@ func NameFromContext(ctx context.Context) (string, bool) {
 	}
 	name, ok := ctx.Value(refusedKey{}).(string)
 	return name, ok
+}
+
+// PlacementKey names the placement ctx's statements go to (see
+// database.Placements): the tenant's database, "" (the control database)
+// without a tenant. Like RouteKey it picks where a statement runs; the
+// scope still decides what it may reach.
+func PlacementKey(ctx context.Context) string {
+	if t, ok := FromContext(ctx); ok {
+		return t.Database
+	}
+	return ""
 }
 
 // RouteKey is the key the database pool routes ctx's statements by (see

@@ -6,6 +6,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"tenantry/database"
 	"tenantry/migrations"
 )
 
@@ -78,7 +79,7 @@ func NewUsage(catalog *Catalog) *Usage {
 // grows with the tenant's data. ctx must carry no tenant (the scope
 // refuses the raw SQL it runs inside a tenant's request).
 func (u *Usage) Measure(ctx context.Context, t *Tenant) (*Storage, error) {
-	db := u.db.WithContext(ctx)
+	db := u.db.WithContext(database.OnPlacement(ctx, t.Database))
 	target := u.layout.TenantTarget(t.Schema)
 	st := &Storage{Tables: []TableStorage{}}
 	pg := u.layout.Dialect == migrations.Postgres
