@@ -23,13 +23,13 @@ import (
 type Option func(*options)
 
 type options struct {
-	route  RouteKey
+	route RouteKey
 	// placements are the databases besides the control one, and where is
 	// the rule that picks one for a statement (WithPlacements).
 	placements []config.Placement
 	where      PlacementOf
-	health *Health
-	slow   time.Duration
+	health     *Health
+	slow       time.Duration
 	// slowSet tells LogSlowerThan(0), which logs no statement as slow,
 	// from no LogSlowerThan at all, which keeps slowStatement.
 	slowSet bool
@@ -153,7 +153,7 @@ func Open(ctx context.Context, c config.Database, log *slog.Logger, opts ...Opti
 		// Microseconds in UTC: what PostgreSQL keeps, so a value read back
 		// equals the value the API acknowledged.
 		NowFunc: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
-		Logger:  newLogger(log, health, slow),
+		Logger:  router.logger(newLogger(log, health, slow), log),
 		// connect has pinged already, with retries and a deadline.
 		DisableAutomaticPing: true,
 	})

@@ -52,6 +52,10 @@ type gormLogger struct {
 	level  logger.LogLevel
 	slow   time.Duration
 	health *Health
+	// healthOf, when set, picks the Health of a statement's database
+	// (Placements.Health), so that one database down is logged as that
+	// database, not as flapping with the others' answers.
+	healthOf func(ctx context.Context) *Health
 }
 
 var (
@@ -106,7 +110,7 @@ func (l *gormLogger) Trace(ctx context.Context, begin time.Time, fc func() (stri
 	}
 	switch {
 	case err == nil, errors.Is(err, gorm.ErrRecordNotFound), errors.Is(err, gorm.ErrDuplicatedKey):
-		l.health.Answered(ctx)
+		l.healthFor(ctx).Answered(ctx)
 		if l.slow > 0 && elapsed > l.slow && l.level >= logger.Warn {
 			l.statement(ctx, slog.LevelWarn, "slow SQL", elapsed, fc, nil)
 		} else if l.level >= logger.Info {
@@ -114,7 +118,7 @@ func (l *gormLogger) Trace(ctx context.Context, begin time.Time, fc func() (stri
 		}
 		return
 	}
-	l.health.Observe(ctx, err)
+	l.healthFor(ctx).Observe(ctx, err)
 	if l.level < logger.Error {
 		return
 	}
@@ -167,4 +171,11 @@ func redact(err error) string {
 		s = strings.ReplaceAll(s, pg.Message, "data exception "+pg.Code+" (message withheld: it may quote a value)")
 	}
 	return s
+}
+
+func (l *gormLogger) healthFor(ctx context.Context) *Health {
+	if l.healthOf != nil {
+		return l.healthOf(ctx)
+	}
+	return l.health
 }

@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"gorm.io/gorm"
 
@@ -59,6 +60,9 @@ type Placements struct {
 	of      PlacementOf
 	// unknown answers every statement for a placement not configured here.
 	unknown *Router
+	// health follows each database other than the control one (whose
+	// Health is the logger's own, shared with the readiness check).
+	health map[string]*Health
 }
 
 var (
@@ -82,6 +86,32 @@ func NewPlacements(control string, names []string, routers map[string]*Router, o
 		control: control, names: names, pools: pools, of: of,
 		unknown: NewRouter([]*sql.DB{sql.OpenDB(unknownConnector{})}, nil),
 	}
+}
+
+// logger gives l a Health per placement besides the control database,
+// logging as that database.
+func (p *Placements) logger(l *gormLogger, log *slog.Logger) *gormLogger {
+	if len(p.names) <= 1 {
+		return l
+	}
+	p.health = make(map[string]*Health, len(p.names))
+	for _, name := range p.names[1:] {
+		p.health[name] = NewHealth(log.With("database", name))
+	}
+	l.healthOf = func(ctx context.Context) *Health {
+		if h, ok := p.health[p.placement(ctx)]; ok {
+			return h
+		}
+		return l.health
+	}
+	return l
+}
+
+// Health returns the Health of the placement called name, if it is one
+// besides the control database (whose Health is the one given to Open).
+func (p *Placements) Health(name string) (*Health, bool) {
+	h, ok := p.health[name]
+	return h, ok
 }
 
 // Control returns the control database's name.
