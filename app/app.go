@@ -147,13 +147,20 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, db *gorm.DB
 	if err != nil {
 		return nil, err
 	}
-	pool, err := database.Pool(db)
+	placements, err := database.PlacementsOf(db)
 	if err != nil {
 		return nil, err
 	}
-	// Built once the resolver and pool exist: a scrape reads them.
+	pool, _ := placements.Router("")
+	dbs := []metrics.DatabaseSource{{Name: placements.Control(), Pool: pool, Health: o.health}}
+	for _, name := range placements.Names()[1:] {
+		r, _ := placements.Router(name)
+		h, _ := placements.Health(name)
+		dbs = append(dbs, metrics.DatabaseSource{Name: name, Pool: r, Health: h})
+	}
+	// Built once the resolver and pools exist: a scrape reads them.
 	m := metrics.New(metrics.Options{TenantSeries: cfg.Metrics.TenantSeries},
-		metrics.Sources{Resolver: resolver, Pool: pool, Health: o.health})
+		metrics.Sources{Resolver: resolver, Databases: dbs})
 	catalog.OnEvents(m.CatalogEvents())
 	pages, err := web.New()
 	if err != nil {

@@ -2,6 +2,19 @@
 // Open is called once, by main (or a test), and the *gorm.DB is passed
 // down explicitly; nothing keeps it in a package variable.
 //
+// # Placements
+//
+// With tenants on several databases (config databases), the pool GORM
+// sees is a Placements: one Router per database, each with its own
+// database.max_open_conns connections opened lazily (a database that is
+// down costs nothing at start-up), and a rule that sends each statement
+// to the Router of its placement: OnPlacement's name, else the tenant's
+// (PlacementOf), else the control database. A placement this process has
+// no pool for is ErrUnknownPlacement (503), never the control database.
+// Each placement other than the control one has its own Health, so an
+// outage is logged, and reported in tenantry_database_up, as that
+// database's. Everything below holds within each placement.
+//
 // # Tenant-affine connections
 //
 // The pool GORM sees is a Router: database.max_open_conns connections split

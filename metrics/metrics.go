@@ -44,6 +44,25 @@ type Sources struct {
 	Pool *database.Router
 	// Health says whether the database answers.
 	Health *database.Health
+	// Databases, when set, replace Pool and Health with one entry per
+	// placement, each reported under its database label; Pool and Health
+	// alone are reported as database "main".
+	Databases []DatabaseSource
+}
+
+// DatabaseSource is one placement's pool and health.
+type DatabaseSource struct {
+	Name   string
+	Pool   *database.Router
+	Health *database.Health
+}
+
+// databases returns the placements to report.
+func (s Sources) databases() []DatabaseSource {
+	if len(s.Databases) > 0 || (s.Pool == nil && s.Health == nil) {
+		return s.Databases
+	}
+	return []DatabaseSource{{Name: "main", Pool: s.Pool, Health: s.Health}}
 }
 
 // Metrics holds tenantry's Prometheus metrics in a registry of its own. It

@@ -23,7 +23,8 @@ type sourceCollector struct {
 }
 
 func newSourceCollector(src Sources) *sourceCollector {
-	group := []string{"group"}
+	group := []string{"database", "group"}
+	db := []string{"database"}
 	return &sourceCollector{
 		src: src,
 		lookups: prometheus.NewDesc("tenantry_resolver_lookups_total",
@@ -51,10 +52,10 @@ func newSourceCollector(src Sources) *sourceCollector {
 		poolWaitSeconds: prometheus.NewDesc("tenantry_db_pool_wait_seconds_total",
 			"Time callers spent waiting for a connection of the group.", group, nil),
 		poolOverflows: prometheus.NewDesc("tenantry_db_pool_overflows_total",
-			"Statements and transactions run outside their tenant's home connection group because it was busy.", nil, nil),
+			"Statements and transactions run outside their tenant's home connection group because it was busy.", db, nil),
 		databaseUp: prometheus.NewDesc("tenantry_database_up",
 			"1 while the database answers, 0 from the first statement or readiness check it failed to answer until the next it answers.",
-			nil, nil),
+			db, nil),
 	}
 }
 
@@ -95,23 +96,25 @@ func (c *sourceCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.tenants, prometheus.GaugeValue, float64(st.Removing), "removing")
 		}
 	}
-	if p := c.src.Pool; p != nil {
-		for i, st := range p.GroupStats() {
-			g := strconv.Itoa(i)
-			ch <- prometheus.MustNewConstMetric(c.poolMaxOpen, prometheus.GaugeValue, float64(st.MaxOpenConnections), g)
-			ch <- prometheus.MustNewConstMetric(c.poolOpen, prometheus.GaugeValue, float64(st.OpenConnections), g)
-			ch <- prometheus.MustNewConstMetric(c.poolInUse, prometheus.GaugeValue, float64(st.InUse), g)
-			ch <- prometheus.MustNewConstMetric(c.poolIdle, prometheus.GaugeValue, float64(st.Idle), g)
-			ch <- prometheus.MustNewConstMetric(c.poolWaits, prometheus.CounterValue, float64(st.WaitCount), g)
-			ch <- prometheus.MustNewConstMetric(c.poolWaitSeconds, prometheus.CounterValue, st.WaitDuration.Seconds(), g)
+	for _, d := range c.src.databases() {
+		if p := d.Pool; p != nil {
+			for i, st := range p.GroupStats() {
+				g := strconv.Itoa(i)
+				ch <- prometheus.MustNewConstMetric(c.poolMaxOpen, prometheus.GaugeValue, float64(st.MaxOpenConnections), d.Name, g)
+				ch <- prometheus.MustNewConstMetric(c.poolOpen, prometheus.GaugeValue, float64(st.OpenConnections), d.Name, g)
+				ch <- prometheus.MustNewConstMetric(c.poolInUse, prometheus.GaugeValue, float64(st.InUse), d.Name, g)
+				ch <- prometheus.MustNewConstMetric(c.poolIdle, prometheus.GaugeValue, float64(st.Idle), d.Name, g)
+				ch <- prometheus.MustNewConstMetric(c.poolWaits, prometheus.CounterValue, float64(st.WaitCount), d.Name, g)
+				ch <- prometheus.MustNewConstMetric(c.poolWaitSeconds, prometheus.CounterValue, st.WaitDuration.Seconds(), d.Name, g)
+			}
+			ch <- prometheus.MustNewConstMetric(c.poolOverflows, prometheus.CounterValue, float64(p.Overflows()), d.Name)
 		}
-		ch <- prometheus.MustNewConstMetric(c.poolOverflows, prometheus.CounterValue, float64(p.Overflows()))
-	}
-	if h := c.src.Health; h != nil {
-		up := 0.0
-		if h.Available() {
-			up = 1
+		if h := d.Health; h != nil {
+			up := 0.0
+			if h.Available() {
+				up = 1
+			}
+			ch <- prometheus.MustNewConstMetric(c.databaseUp, prometheus.GaugeValue, up, d.Name)
 		}
-		ch <- prometheus.MustNewConstMetric(c.databaseUp, prometheus.GaugeValue, up)
 	}
 }

@@ -68,6 +68,35 @@
 // only picks a connection, and the callbacks above decide, on every
 // connection alike, what a statement may reach.
 //
+// # Placements: tenants on several databases
+//
+// The catalog lives on the control database (database.dsn); a tenant's
+// schema lives on its placement, Tenant.Database: "" for the control
+// database, else one of the configured databases (config databases).
+// The one pool (database.Placements) sends each statement to the database
+// of the tenant in its context (PlacementKey), and within it to the
+// tenant's home connection group; the catalog's own work on a tenant's
+// data (provisioning, migrations, removal, usage, moves) names the
+// database with database.OnPlacement, carrying no tenant.
+//
+// The guarantee is unchanged, and does not depend on the routing being
+// right: every statement is still qualified with its tenant's schema, and
+// schema names are unique across the whole catalog, so a statement sent
+// to the wrong database finds no table of that name (database.ErrGone),
+// never another tenant's rows. A tenant whose placement this process does
+// not know (a database missing from its configuration) is answered 503
+// (database.ErrUnknownPlacement), never served from another database.
+// A placement that is down fails only the requests of its own tenants.
+//
+// A new tenant goes to the configured database with the fewest tenants
+// unless Spec.Database names one. On the control database a tenant is
+// provisioned in one transaction as before; on another database in two,
+// its schema and migrations there first, then its catalog rows, and the
+// schema is dropped again when the second fails. Removal takes its locks
+// in the same order across the two databases (the tenant's advisory lock
+// and tables on its database, then its catalog rows). Catalog.Move moves
+// a tenant between databases while it is served (move.go).
+//
 // # Live catalog
 //
 // Every committed catalog change (Catalog.OnChange) clears this process's

@@ -136,11 +136,17 @@ func (c *Catalog) Remove(ctx context.Context, name string, dropData bool) (archi
 // markRemoving sets the tenant's Removing flag in a statement of its own,
 // committed before anything else happens, and returns the tenant.
 func (c *Catalog) markRemoving(ctx context.Context, name string) (*Tenant, error) {
-	res := c.db.WithContext(ctx).Model(&Tenant{}).Where("name = ?", name).Updates(map[string]any{"removing": true})
+	// Not while a move copies the tenant: the removal would drop one copy
+	// while the move finishes the other (Move refuses a tenant being
+	// removed in turn).
+	res := c.db.WithContext(ctx).Model(&Tenant{}).Where("name = ? AND moving_to = ''", name).Updates(map[string]any{"removing": true})
 	if res.Error != nil {
 		return nil, fmt.Errorf("mark as being removed: %w", res.Error)
 	}
 	if res.RowsAffected == 0 {
+		if t, err := c.Get(ctx, name); err == nil && t.MovingTo != "" {
+			return nil, ErrMoveInProgress.With("", fmt.Sprintf("Tenant %q is being moved to database %s; remove it when the move has ended.", name, t.MovingTo), nil)
+		}
 		return nil, fmt.Errorf("tenant %q: %w", name, ErrNotFound)
 	}
 	return c.Get(ctx, name)
