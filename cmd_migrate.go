@@ -35,10 +35,12 @@ func migrateCommand(stderr io.Writer) *cobra.Command {
 		Use:   "migrate",
 		Short: "Apply shared migrations, then pending tenant migrations to every tenant, in parallel",
 		Long: `Apply the shared (catalog) migrations, then the pending tenant migrations to every
-catalogued tenant, --jobs at a time, each tenant in its own transaction under its own
-advisory lock. A failing tenant is rolled back and listed while the others go on; the
-command then exits non-zero and running it again finishes the rest. Tenants configured
-under "tenants:" are created afterwards if missing.`,
+catalogued tenant, each tenant in its own transaction under its own advisory lock. Tenants
+on several databases (config "databases:") are migrated on all of them at once, --jobs at a
+time on each. A failing tenant is rolled back and listed while the others go on, and so are
+the tenants of a database that cannot be reached; the command then exits non-zero and
+running it again finishes the rest. Tenants configured under "tenants:" are created
+afterwards if missing.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if f.dryRun {
@@ -53,7 +55,7 @@ under "tenants:" are created afterwards if missing.`,
 			})
 		},
 	}
-	cmd.Flags().IntVar(&f.jobs, "jobs", 0, "tenants migrated at once (default: the number of CPUs, at most database.max_open_conns)")
+	cmd.Flags().IntVar(&f.jobs, "jobs", 0, "tenants migrated at once on each database (default: the number of CPUs, at most database.max_open_conns)")
 	cmd.Flags().StringVar(&f.tenant, "tenant", "", "migrate only the tenant of this name")
 	cmd.Flags().BoolVar(&f.dryRun, "dry-run", false, "list the shared migrations and each tenant's that would be applied, and change nothing")
 	cmd.Flags().BoolVar(&f.json, "json", false, "print the report as JSON")
@@ -72,7 +74,7 @@ under "tenants:" are created afterwards if missing.`,
 				st := tenants.StatusReport{Latest: a.Catalog.Migrations().Latest(),
 					Shared: shared.Version, SharedLatest: shared.Latest, Tenants: []tenants.TenantVersion{}}
 				if shared.Catalog {
-					if st, err = a.Catalog.MigrationStatus(ctx); err != nil {
+					if st, err = tenants.NewMigrator(a.Catalog).Status(ctx); err != nil {
 						return err
 					}
 				}
@@ -86,7 +88,7 @@ under "tenants:" are created afterwards if missing.`,
 	return cmd
 }
 
-// migrate runs Catalog.Migrate with progress on stderr and the report on
+// migrate runs the Migrator with progress on stderr and the report on
 // out, then ensures the configured tenants.
 func migrate(ctx context.Context, a *app.App, f migrateFlags, out io.Writer, stderr *terminal) error {
 	rep, took, err := runMigrate(ctx, a, f, stderr)
@@ -137,11 +139,11 @@ type dryRunJSON struct {
 	tenants.MigrateReport
 }
 
-// runMigrate runs Catalog.Migrate with progress on stderr.
+// runMigrate runs the catalog's Migrator with progress on stderr.
 func runMigrate(ctx context.Context, a *app.App, f migrateFlags, stderr *terminal) (tenants.MigrateReport, time.Duration, error) {
 	p := newProgress(stderr, a.Log, f.dryRun)
 	start := time.Now()
-	rep, err := a.Catalog.Migrate(ctx, tenants.MigrateOptions{
+	rep, err := tenants.NewMigrator(a.Catalog).Migrate(ctx, tenants.MigrateOptions{
 		Jobs: f.jobs, Tenant: f.tenant, DryRun: f.dryRun, Start: p.start, Progress: p.update,
 	})
 	p.finish()
@@ -185,24 +187,60 @@ func printReport(w io.Writer, rep tenants.MigrateReport, shared *app.SharedStatu
 		}
 		fmt.Fprintf(w, "dry run: %d of %d tenants would be migrated to version %d; %d up to date\n",
 			len(rep.Pending), rep.Total, rep.Latest, rep.UpToDate)
+		printRunDatabases(w, rep, dryRun)
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		for _, p := range rep.Pending {
-			fmt.Fprintf(tw, "  %s\t%d → %d\t%s\n", p.Tenant, p.From, p.To, strings.Join(p.Migrations, ", "))
+			fmt.Fprintf(tw, "  %s\t%s%d → %d\t%s\n", p.Tenant, databaseCell(rep, p.Database), p.From, p.To, strings.Join(p.Migrations, ", "))
 		}
 		_ = tw.Flush()
 	} else {
 		fmt.Fprintf(w, "%d tenants: %d migrated to version %d, %d up to date, %d failed (%s, jobs %d)\n",
 			rep.Total, rep.Migrated, rep.Latest, rep.UpToDate, rep.Failed, took.Round(time.Millisecond), rep.Jobs)
+		printRunDatabases(w, rep, dryRun)
 	}
 	if rep.Failed > 0 {
 		fmt.Fprintf(w, "failed, rolled back and left at their previous version:\n")
 		for _, f := range rep.Failures {
-			fmt.Fprintf(w, "  %s: %s\n", f.Tenant, f.Error)
+			if len(rep.Databases) > 1 {
+				fmt.Fprintf(w, "  %s (%s): %s\n", f.Tenant, f.Database, f.Error)
+			} else {
+				fmt.Fprintf(w, "  %s: %s\n", f.Tenant, f.Error)
+			}
 		}
 		if !dryRun {
 			fmt.Fprintf(w, "fix the cause and run `tenantry migrate` again: only these are retried\n")
 		}
 	}
+}
+
+// printRunDatabases prints a line per database when more than one is
+// configured: with one, the run's own line says it all.
+func printRunDatabases(w io.Writer, rep tenants.MigrateReport, dryRun bool) {
+	if len(rep.Databases) < 2 {
+		return
+	}
+	for _, d := range rep.Databases {
+		if dryRun {
+			fmt.Fprintf(w, "  database %s: %d tenants, %d would be migrated, %d up to date, %d failed\n",
+				d.Name, d.Total, d.Pending, d.UpToDate, d.Failed)
+			continue
+		}
+		jobs := ""
+		if d.Jobs > 0 { // 0: none of its tenants was worked on
+			jobs = fmt.Sprintf(" (jobs %d)", d.Jobs)
+		}
+		fmt.Fprintf(w, "  database %s: %d tenants, %d migrated, %d up to date, %d failed%s\n",
+			d.Name, d.Total, d.Migrated, d.UpToDate, d.Failed, jobs)
+	}
+}
+
+// databaseCell is a table cell naming a tenant's database, empty when
+// only one database is configured.
+func databaseCell(rep tenants.MigrateReport, name string) string {
+	if len(rep.Databases) < 2 {
+		return ""
+	}
+	return name + "\t"
 }
 
 // statusJSON is the status --json document: the tenants' report, as
@@ -232,18 +270,40 @@ func printStatus(w io.Writer, st tenants.StatusReport, shared app.SharedStatus, 
 		_, err := fmt.Fprintln(w, sharedLine(shared))
 		return err
 	}
+	// The database column appears only when there is a choice of them,
+	// so the one-database output stays what scripts already parse.
+	several := len(st.Databases) > 1
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSCHEMA\tSTATUS\tVERSION\tPENDING")
+	if several {
+		fmt.Fprintln(tw, "NAME\tSCHEMA\tDATABASE\tSTATUS\tVERSION\tPENDING")
+	} else {
+		fmt.Fprintln(tw, "NAME\tSCHEMA\tSTATUS\tVERSION\tPENDING")
+	}
 	for _, t := range st.Tenants {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\n", t.Name, t.Schema, t.Status, t.Version, t.Pending)
+		if several {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\n", t.Name, t.Schema, t.Database, t.Status, t.Version, t.Pending)
+		} else {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\n", t.Name, t.Schema, t.Status, t.Version, t.Pending)
+		}
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	_, err := fmt.Fprintf(w, "code version %d (shared %d of %d): %d tenants, %d up to date, %d behind, %d ahead\n",
 		st.Latest, st.Shared, st.SharedLatest, st.UpToDate+st.Behind+st.Ahead, st.UpToDate, st.Behind, st.Ahead)
-	if err != nil || len(shared.Pending) == 0 {
+	if err != nil {
 		return err
+	}
+	if several {
+		for _, d := range st.Databases {
+			if _, err := fmt.Fprintf(w, "  database %s: %d tenants, %d up to date, %d behind, %d ahead\n",
+				d.Name, d.Tenants, d.UpToDate, d.Behind, d.Ahead); err != nil {
+				return err
+			}
+		}
+	}
+	if len(shared.Pending) == 0 {
+		return nil
 	}
 	_, err = fmt.Fprintln(w, sharedLine(shared))
 	return err

@@ -92,7 +92,7 @@ func TestCLI(t *testing.T) {
 			for _, want := range []string{
 				`(?m)^old\s+old\s+active\s+0\s+2$`,
 				`(?m)^acme\s+acme\s+active\s+2\s+0$`,
-				`code version 2 \(shared 3 of 3\): 3 tenants, 2 up to date, 1 behind, 0 ahead`,
+				`code version 2 \(shared 4 of 4\): 3 tenants, 2 up to date, 1 behind, 0 ahead`,
 			} {
 				if !regexp.MustCompile(want).MatchString(status) {
 					t.Errorf("migrate status: no match for %s in\n%s", want, status)
@@ -222,7 +222,7 @@ func TestReadOnlyMigrateCommands(t *testing.T) {
 			run := func(args ...string) string { t.Helper(); return mustCLI(t, dbc, append(tc.args, args...)...) }
 			before, _ := dbObjects(t, dbc)
 
-			const fresh = "shared: version 0 of 3, pending: 0001_catalog, 0002_tenant_limits, 0003_tenant_removal; no tenants yet"
+			const fresh = "shared: version 0 of 4, pending: 0001_catalog, 0002_tenant_limits, 0003_tenant_removal, 0004_placements; no tenants yet"
 			for _, c := range []struct {
 				args []string
 				want string
@@ -246,7 +246,7 @@ func TestReadOnlyMigrateCommands(t *testing.T) {
 			if err := json.Unmarshal([]byte(run("migrate", "--dry-run", "--json")), &dry); err != nil {
 				t.Fatal(err)
 			}
-			if dry.Shared.Version != 0 || dry.Shared.Latest != 3 || strings.Join(dry.Shared.Pending, ",") != "0001_catalog,0002_tenant_limits,0003_tenant_removal" || dry.Shared.Catalog || dry.Total != 0 {
+			if dry.Shared.Version != 0 || dry.Shared.Latest != 4 || strings.Join(dry.Shared.Pending, ",") != "0001_catalog,0002_tenant_limits,0003_tenant_removal,0004_placements" || dry.Shared.Catalog || dry.Total != 0 {
 				t.Errorf("migrate --dry-run --json on a fresh database: %+v", dry)
 			}
 			var st struct {
@@ -259,7 +259,7 @@ func TestReadOnlyMigrateCommands(t *testing.T) {
 			if err := json.Unmarshal([]byte(run("migrate", "status", "--json")), &st); err != nil {
 				t.Fatal(err)
 			}
-			if st.Shared != 0 || st.SharedLatest != 3 || strings.Join(st.SharedPending, ",") != "0001_catalog,0002_tenant_limits,0003_tenant_removal" || st.Catalog || st.Tenants == nil || len(st.Tenants) != 0 {
+			if st.Shared != 0 || st.SharedLatest != 4 || strings.Join(st.SharedPending, ",") != "0001_catalog,0002_tenant_limits,0003_tenant_removal,0004_placements" || st.Catalog || st.Tenants == nil || len(st.Tenants) != 0 {
 				t.Errorf("migrate status --json on a fresh database: %+v", st)
 			}
 			if _, _, err := cli(t, dbc, append(tc.args, "migrate", "--dry-run", "--tenant", "acme")...); !errors.Is(err, tenants.ErrNotFound) {
@@ -270,14 +270,14 @@ func TestReadOnlyMigrateCommands(t *testing.T) {
 			}
 
 			run("migrate")
-			if _, records := dbObjects(t, dbc); records != 3 {
-				t.Errorf("after migrate: %d shared records, want 3", records)
+			if _, records := dbObjects(t, dbc); records != 4 {
+				t.Errorf("after migrate: %d shared records, want 4", records)
 			}
-			if got, want := run("migrate", "status"), "code version 2 (shared 3 of 3): 0 tenants"; !strings.Contains(got, want) || strings.Contains(got, "pending") {
+			if got, want := run("migrate", "status"), "code version 2 (shared 4 of 4): 0 tenants"; !strings.Contains(got, want) || strings.Contains(got, "pending") {
 				t.Errorf("migrate status after migrate: %q does not show %q alone", got, want)
 			}
 			run("tenants", "add", "--name", "acme", "--host", "acme.test")
-			if got, want := run("migrate", "--dry-run"), "dry run: shared: version 3 of 3, up to date\n"+
+			if got, want := run("migrate", "--dry-run"), "dry run: shared: version 4 of 4, up to date\n"+
 				"dry run: 0 of 1 tenants would be migrated to version 2; 1 up to date\n"; got != want {
 				t.Errorf("migrate --dry-run after migrate:\n got %q\nwant %q", got, want)
 			}
@@ -285,12 +285,12 @@ func TestReadOnlyMigrateCommands(t *testing.T) {
 			// A shared migration pending under an existing catalog, as after
 			// upgrading to a binary with a new one: forget 0001's record.
 			forgetSharedRecords(t, dbc)
-			if got, want := run("migrate", "--dry-run"), "dry run: shared: version 0 of 3, pending: 0001_catalog, 0002_tenant_limits, 0003_tenant_removal\n"; !strings.HasPrefix(got, want) ||
+			if got, want := run("migrate", "--dry-run"), "dry run: shared: version 0 of 4, pending: 0001_catalog, 0002_tenant_limits, 0003_tenant_removal, 0004_placements\n"; !strings.HasPrefix(got, want) ||
 				!strings.Contains(got, "1 up to date") {
 				t.Errorf("migrate --dry-run with a shared migration pending:\n got %q\nwant it to start %q and list acme up to date", got, want)
 			}
 			status := run("migrate", "status")
-			for _, want := range []string{`(?m)^acme\s+acme\s+active\s+2\s+0$`, `(?m)^code version 2 \(shared 0 of 3\)`, `(?m)^shared: version 0 of 3, pending: 0001_catalog, 0002_tenant_limits, 0003_tenant_removal$`} {
+			for _, want := range []string{`(?m)^acme\s+acme\s+active\s+2\s+0$`, `(?m)^code version 2 \(shared 0 of 4\)`, `(?m)^shared: version 0 of 4, pending: 0001_catalog, 0002_tenant_limits, 0003_tenant_removal, 0004_placements$`} {
 				if !regexp.MustCompile(want).MatchString(status) {
 					t.Errorf("migrate status with a shared migration pending: no match for %s in\n%s", want, status)
 				}

@@ -77,7 +77,7 @@ func (m *migration) progress(p tenants.Progress) {
 	defer m.mu.Unlock()
 	m.status.Done, m.status.Failed, m.status.Total = p.Done, p.Failed, p.Total
 	if p.Err != nil {
-		m.status.Failures = append(m.status.Failures, tenants.TenantFailure{Tenant: p.Tenant, Error: p.Err.Error()})
+		m.status.Failures = append(m.status.Failures, tenants.TenantFailure{Tenant: p.Tenant, Database: p.Database, Error: p.Err.Error()})
 	}
 }
 

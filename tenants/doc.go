@@ -135,6 +135,20 @@
 // memory follows the active tenants, not the catalog. Limits are per
 // process. bench/noisy measures what they buy.
 //
+// # Migrations
+//
+// Migrator (Catalog.Migrate, `tenantry migrate`, POST /admin/migrate)
+// brings every tenant to the code's tenant migrations: each tenant in its
+// own transaction under its advisory lock, taken on the catalog's
+// database and on the tenant's own. Tenants are grouped by database and
+// every database is worked on at once, MigrateOptions.Jobs at a time on
+// each, bounded by that database's pool and, all together, by the control
+// database's pool, which carries the catalog's side of every job. Before
+// any tenant is touched, one tenant's records on each database are
+// checked against the code: drift on any database stops the whole run; a
+// database that cannot be read fails only its own tenants, each listed in
+// the report.
+//
 // # Provisioning
 //
 // Catalog.Create and Catalog.Ensure create a tenant's schema (or prefixed

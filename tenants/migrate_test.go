@@ -12,6 +12,7 @@ import (
 	"testing"
 	"testing/fstest"
 
+	"tenantry/config"
 	"tenantry/internal/testenv"
 	"tenantry/migrations"
 	"tenantry/tenants"
@@ -272,7 +273,7 @@ func TestMigrateDryRun(t *testing.T) {
 		}
 		var want []tenants.TenantPlan
 		for _, s := range names {
-			want = append(want, tenants.TenantPlan{Tenant: s, From: base, To: base + 1, Migrations: []string{fmt.Sprintf("%04d_nickname", base+1)}})
+			want = append(want, tenants.TenantPlan{Tenant: s, Database: config.DefaultPlacement, From: base, To: base + 1, Migrations: []string{fmt.Sprintf("%04d_nickname", base+1)}})
 		}
 		if rep.Migrated != 0 || fmt.Sprint(rep.Pending) != fmt.Sprint(want) {
 			t.Errorf("dry run: %+v, want pending %v", rep, want)
@@ -324,9 +325,9 @@ func TestMigrateSelection(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []tenants.TenantVersion{
-		{Name: names[0], Schema: names[0], Status: tenants.StatusActive, Version: base + 1, Pending: 0},
-		{Name: names[1], Schema: names[1], Status: tenants.StatusActive, Version: base, Pending: 1},
-		{Name: names[2], Schema: names[2], Status: tenants.StatusActive, Version: base, Pending: 1},
+		{Name: names[0], Schema: names[0], Database: config.DefaultPlacement, Status: tenants.StatusActive, Version: base + 1, Pending: 0},
+		{Name: names[1], Schema: names[1], Database: config.DefaultPlacement, Status: tenants.StatusActive, Version: base, Pending: 1},
+		{Name: names[2], Schema: names[2], Database: config.DefaultPlacement, Status: tenants.StatusActive, Version: base, Pending: 1},
 	}
 	if !slices.Equal(st.Tenants, want) || st.Behind != 2 || st.UpToDate != 1 {
 		t.Errorf("status after: %+v, want tenants %+v", st, want)
