@@ -356,6 +356,15 @@ func (a *App) Serve(ctx context.Context, lns []net.Listener) error {
 	})
 	// Re-ranks the tenants that keep metrics series of their own.
 	bg.Go(func() { a.Metrics.Run(bgCtx) })
+	// A move that a killed process left half-way keeps its tenant's writes
+	// paused (or its source unretired) until someone finishes it: the
+	// first instance to start does. Moves still running elsewhere hold
+	// their lock and are left alone.
+	bg.Go(func() {
+		if err := a.Catalog.RecoverMoves(bgCtx); err != nil && bgCtx.Err() == nil {
+			a.Log.Warn("could not finish the moves a stopped process left; they are retried at the next start or move", "err", err)
+		}
+	})
 	if live != nil {
 		bg.Go(func() {
 			if err := live.Run(bgCtx); err != nil {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"tenantry/database"
 	"tenantry/middleware"
 	"tenantry/models"
 	"tenantry/problem"
@@ -55,9 +56,31 @@ func problemFor(err error) (Problem, bool) {
 // people, as writeProblem decides. How each failure is logged (by kind,
 // never per request for the transient ones) is middleware.LogError's.
 func (s *Server) respondError(c *gin.Context, err error) {
+	err = s.movedAway(c, err)
 	pr, known := problemFor(err)
 	middleware.LogError(c, s.Log, "request failed", err, known)
 	s.writeProblem(c, pr)
+}
+
+// movedAway returns tenants.ErrMoved instead of a tenant-gone failure
+// (database.ErrGone, 404) when the request's host still resolves to the
+// same tenant, now on another database: its tables went away because a
+// move retired them, not because the tenant was removed, and a retry is
+// served. The resolver has the new placement by then: the statement
+// waited behind the move's fence for at least its grace.
+func (s *Server) movedAway(c *gin.Context, err error) error {
+	if !errors.Is(err, database.ErrGone) || s.Tenants == nil {
+		return err
+	}
+	t, ok := tenants.FromContext(c.Request.Context())
+	if !ok {
+		return err
+	}
+	cur, _ := s.Tenants.Tenant(c.Request)
+	if cur == nil || cur.ID != t.ID || cur.Database == t.Database {
+		return err
+	}
+	return tenants.ErrMoved.With("", "", err)
 }
 
 // writeProblem writes pr. It is the one place that chooses between
