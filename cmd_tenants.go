@@ -35,30 +35,32 @@ func tenantsCommand(stderr io.Writer) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return printTenants(cmd.OutOrStdout(), ts, asJSON)
+				return printTenants(cmd.OutOrStdout(), a.Catalog, ts, asJSON)
 			})
 		},
 	}
 	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 
-	var name, schema string
+	var name, schema, database string
 	var hosts []string
 	add := &cobra.Command{
-		Use:   "add --name NAME --host HOST[:PORT] [--host ...] [--schema SCHEMA]",
-		Short: "Create a tenant: its schema, its tables and its catalog rows, in one transaction",
-		Args:  cobra.NoArgs,
+		Use:     "add --name NAME --host HOST[:PORT] [--host ...] [--schema SCHEMA] [--database NAME]",
+		Aliases: []string{"create"},
+		Short:   "Create a tenant: its schema, its tables and its catalog rows, in one transaction",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withApp(cmd, stderr, func(ctx context.Context, a *app.App) error {
-				t, err := a.Catalog.Create(ctx, tenants.Spec{Name: name, Schema: schema, Hosts: hosts})
+				t, err := a.Catalog.Create(ctx, tenants.Spec{Name: name, Schema: schema, Hosts: hosts, Database: database})
 				if err != nil {
 					return err
 				}
-				return printTenants(cmd.OutOrStdout(), []tenants.Tenant{*t}, false)
+				return printTenants(cmd.OutOrStdout(), a.Catalog, []tenants.Tenant{*t}, false)
 			})
 		},
 	}
 	add.Flags().StringVar(&name, "name", "", "tenant name (required)")
 	add.Flags().StringVar(&schema, "schema", "", "schema name (default: derived from the name)")
+	add.Flags().StringVar(&database, "database", "", "configured database to create it on (default: the one with the fewest tenants; see `tenantry databases list`)")
 	add.Flags().StringSliceVar(&hosts, "host", nil, "host[:port] the tenant answers on (repeatable, required)")
 	_ = add.MarkFlagRequired("name")
 	_ = add.MarkFlagRequired("host")
@@ -96,7 +98,7 @@ func tenantsCommand(stderr io.Writer) *cobra.Command {
 					if err != nil {
 						return err
 					}
-					return printTenants(cmd.OutOrStdout(), []tenants.Tenant{*t}, false)
+					return printTenants(cmd.OutOrStdout(), a.Catalog, []tenants.Tenant{*t}, false)
 				})
 			},
 		}
@@ -104,8 +106,71 @@ func tenantsCommand(stderr io.Writer) *cobra.Command {
 	cmd.AddCommand(list, add, remove,
 		status("suspend", "Stop serving a tenant (403), keeping its data", tenants.StatusSuspended),
 		status("resume", "Serve a suspended tenant again", tenants.StatusActive),
-		limitsCommand(stderr), statsCommand(stderr))
+		limitsCommand(stderr), statsCommand(stderr), moveCommand(stderr))
 	return cmd
+}
+
+// moveCommand is `tenantry tenants move NAME --to DB [--drop-source]
+// [--json]`: Catalog.Move, run by this process, which the tenant's
+// serving instances follow live (reads served throughout, writes paused
+// only for the final catch-up and switch).
+func moveCommand(stderr io.Writer) *cobra.Command {
+	var to string
+	var dropSource, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "move NAME --to DATABASE [--drop-source] [--json]",
+		Short: "Move a tenant's data to another configured database while it is served",
+		Long: `Move a tenant's schema to another configured database (see tenantry databases
+list) while it is served: its tables are copied while reads and writes go on,
+then writes are paused (503 with Retry-After) for the final catch-up, the
+check of every table's rows and checksum, and the switch, which every
+instance follows within a second. The old schema is then kept under an archive
+name, or dropped with --drop-source. A move that fails or is interrupted
+leaves the tenant served from where it was, and can be run again.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withApp(cmd, stderr, func(ctx context.Context, a *app.App) error {
+				if _, err := a.Catalog.CheckMove(ctx, args[0], to); err != nil {
+					return err
+				}
+				rep, err := a.Catalog.Move(ctx, args[0], tenants.MoveOptions{To: to, DropSource: dropSource})
+				if err != nil {
+					return err
+				}
+				return printMove(cmd.OutOrStdout(), rep, asJSON)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&to, "to", "", "the configured database to move to (required)")
+	cmd.Flags().BoolVar(&dropSource, "drop-source", false, "drop the old schema after the switch instead of archiving it")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the move's report as JSON (POST /admin/tenants/NAME/move's answer)")
+	_ = cmd.MarkFlagRequired("to")
+	return cmd
+}
+
+// printMove prints what a move did: one line, then a table per table
+// moved, or the report as JSON.
+func printMove(w io.Writer, rep tenants.MoveReport, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	kept := "source dropped"
+	if rep.ArchivedAs != "" {
+		kept = "source kept as " + rep.ArchivedAs
+	}
+	fmt.Fprintf(w, "moved %s from %s to %s: %d rows in %d tables; copy %dms, writes paused %dms; %s\n",
+		rep.Tenant, rep.From, rep.To, rep.Rows, len(rep.Tables), rep.CopyMS, rep.PauseMS, kept)
+	if len(rep.Tables) == 0 {
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TABLE\tROWS\tCHECKSUM")
+	for _, t := range rep.Tables {
+		fmt.Fprintf(tw, "%s\t%d\t%s\n", t.Table, t.Rows, t.Checksum)
+	}
+	return tw.Flush()
 }
 
 // limitsCommand is `tenantry tenants limits NAME [--rate N] [--burst N]
@@ -178,24 +243,28 @@ func printLimits(w io.Writer, t *tenants.Tenant, eff tenants.Effective) error {
 	return tw.Flush()
 }
 
-func printTenants(w io.Writer, ts []tenants.Tenant, asJSON bool) error {
+// printTenants prints ts as a table or as JSON. The DATABASE column is
+// always there, "main" (database.name) in a one-database set-up too, so
+// that its columns do not depend on the configuration.
+func printTenants(w io.Writer, cat *tenants.Catalog, ts []tenants.Tenant, asJSON bool) error {
 	if asJSON {
 		type row struct {
 			tenants.Tenant
-			Hosts []string `json:"hosts"`
+			Hosts    []string `json:"hosts"`
+			Database string   `json:"database"`
 		}
 		rows := make([]row, 0, len(ts))
 		for _, t := range ts {
-			rows = append(rows, row{Tenant: t, Hosts: t.HostNames()})
+			rows = append(rows, row{Tenant: t, Hosts: t.HostNames(), Database: cat.DatabaseName(&t)})
 		}
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(rows)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSCHEMA\tSTATUS\tVERSION\tHOSTS")
+	fmt.Fprintln(tw, "NAME\tSCHEMA\tSTATUS\tDATABASE\tVERSION\tHOSTS")
 	for _, t := range ts {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", t.Name, t.Schema, t.Status, t.SchemaVersion, strings.Join(t.HostNames(), ","))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", t.Name, t.Schema, t.Status, cat.DatabaseName(&t), t.SchemaVersion, strings.Join(t.HostNames(), ","))
 	}
 	return tw.Flush()
 }

@@ -3,7 +3,10 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -200,4 +203,110 @@ func usersRows(st *tenants.Storage) int64 {
 		}
 	}
 	return -1
+}
+
+// TestDatabasesCLI drives `tenantry databases list` and the --database
+// and move commands on each database, with one database configured and,
+// on PostgreSQL, two: the list counts each database's tenants as the
+// catalog places them, `tenants add --database` puts a tenant where it
+// is told and refuses an unknown name, `tenants list` shows the
+// DATABASE column, and wrong moves are refused before anything moves.
+func TestDatabasesCLI(t *testing.T) {
+	for _, driver := range testenv.Drivers {
+		t.Run(driver, func(t *testing.T) {
+			t.Parallel()
+			dbc := testenv.Database(t, driver)
+			var extra []string // a config naming a second database, on PostgreSQL
+			if driver == "postgres" {
+				cfg := filepath.Join(t.TempDir(), "two.yaml")
+				body := fmt.Sprintf("tenants: []\nadmin:\n  listen: \"\"\ndatabases:\n  - name: second\n    dsn: %q\n", testenv.Postgres(t).DSN)
+				if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				extra = []string{"--config", cfg}
+			}
+			run := func(args ...string) (string, error) {
+				out, _, err := cli(t, dbc, append(args, extra...)...)
+				return out, err
+			}
+			must := func(args ...string) string {
+				t.Helper()
+				out, err := run(args...)
+				if err != nil {
+					t.Fatalf("tenantry %s: %v\n%s", strings.Join(args, " "), err, out)
+				}
+				return out
+			}
+			must("tenants", "add", "--name", "acme", "--host", "acme.test", "--database", "main")
+			must("tenants", "create", "--name", "bolt", "--host", "bolt.test")
+			if _, err := run("tenants", "add", "--name", "cargo", "--host", "cargo.test", "--database", "nope"); !errors.Is(err, tenants.ErrUnknownDatabase) {
+				t.Errorf("tenants add --database nope: err = %v, want ErrUnknownDatabase", err)
+			}
+
+			// bolt went to the database with the fewest tenants: second
+			// when there is one.
+			boltOn := "main"
+			want := map[string]int64{"main": 2}
+			if driver == "postgres" {
+				boltOn, want = "second", map[string]int64{"main": 1, "second": 1}
+			}
+			list := must("tenants", "list")
+			for _, re := range []string{`(?m)^NAME\s+SCHEMA\s+STATUS\s+DATABASE\s+VERSION\s+HOSTS$`, `(?m)^acme\s+acme\s+active\s+main\s+`, `(?m)^bolt\s+bolt\s+active\s+` + boltOn + `\s+`} {
+				if !regexp.MustCompile(re).MatchString(list) {
+					t.Errorf("tenants list: no line matching %s in\n%s", re, list)
+				}
+			}
+			var rows []struct{ Name, Database string }
+			if err := json.Unmarshal([]byte(must("tenants", "list", "--json")), &rows); err != nil || len(rows) != 2 || rows[1].Database != boltOn {
+				t.Errorf("tenants list --json: %+v (%v), want bolt on %s", rows, err, boltOn)
+			}
+
+			var got struct{ Databases []tenants.DatabaseStats }
+			if err := json.Unmarshal([]byte(must("databases", "list", "--json")), &got); err != nil {
+				t.Fatal(err)
+			}
+			if len(got.Databases) != len(want) || got.Databases[0].Name != "main" || !got.Databases[0].Control {
+				t.Fatalf("databases list --json = %+v, want main (control) first, %d in all", got.Databases, len(want))
+			}
+			for _, d := range got.Databases {
+				if d.Tenants != want[d.Name] || !d.Available || d.SizeBytes == nil {
+					t.Errorf("%s = %+v, want %d tenants, available, with a size", d.Name, d, want[d.Name])
+				}
+			}
+			table := must("databases", "list")
+			for _, re := range []string{`(?m)^NAME\s+TENANTS\s+SIZE\s+STATUS$`, `(?m)^main \(control\)\s+\d+\s+[0-9.]+ [KMG]iB\s+available$`} {
+				if !regexp.MustCompile(re).MatchString(table) {
+					t.Errorf("databases list: no line matching %s in\n%s", re, table)
+				}
+			}
+
+			for _, tc := range []struct {
+				args []string
+				want error
+			}{
+				{[]string{"acme", "--to", "main"}, tenants.ErrAlreadyOnDatabase},
+				{[]string{"acme", "--to", "nope"}, tenants.ErrUnknownDatabase},
+				{[]string{"nobody", "--to", "main"}, tenants.ErrNotFound},
+			} {
+				if _, err := run(append([]string{"tenants", "move"}, tc.args...)...); !errors.Is(err, tc.want) {
+					t.Errorf("tenants move %s: err = %v, want %v", strings.Join(tc.args, " "), err, tc.want)
+				}
+			}
+			if _, err := run("tenants", "move", "acme"); err == nil || !strings.Contains(err.Error(), `"to" not set`) {
+				t.Errorf("tenants move without --to: err = %v, want the flag required", err)
+			}
+		})
+	}
+}
+
+// TestHumanBytes pins the sizes `databases list` prints.
+func TestHumanBytes(t *testing.T) {
+	for _, tc := range []struct {
+		n    int64
+		want string
+	}{{0, "0 B"}, {1023, "1023 B"}, {1024, "1.0 KiB"}, {8134271, "7.8 MiB"}, {3 << 30, "3.0 GiB"}} {
+		if got := humanBytes(tc.n); got != tc.want {
+			t.Errorf("humanBytes(%d) = %q, want %q", tc.n, got, tc.want)
+		}
+	}
 }

@@ -51,6 +51,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	})
 	root.AddCommand(migrateCommand(stderr))
 	root.AddCommand(tenantsCommand(stderr))
+	root.AddCommand(databasesCommand(stderr))
 	root.AddCommand(doctorCommand(stderr))
 	root.AddCommand(&cobra.Command{
 		Use:   "version",

@@ -30,7 +30,7 @@
 // # Routes
 //
 //	GET    /admin/tenants                     200 {"tenants":[tenant...]}
-//	POST   /admin/tenants                     201 tenant, Location; body {"name","schema"?,"hosts":[...]}
+//	POST   /admin/tenants                     201 tenant, Location; body {"name","schema"?,"hosts":[...],"database"?}
 //	GET    /admin/tenants/{name}              200 tenant
 //	PATCH  /admin/tenants/{name}              200 tenant; body {"status":"active"|"suspended"} (JSON or merge patch)
 //	DELETE /admin/tenants/{name}[?drop_data=true]  200 {"name","data_dropped","archived_as"?}
@@ -39,14 +39,17 @@
 //	POST   /admin/tenants/{name}/suspend      200 tenant
 //	POST   /admin/tenants/{name}/resume       200 tenant
 //	GET    /admin/tenants/{name}/stats        200 {"name","requests":[window...],"storage"} (see admin.TenantStats)
+//	POST   /admin/tenants/{name}/move         200 the move's report; body {"to","drop_source"?} (see Moves)
+//	GET    /admin/databases                   200 {"databases":[{"name","control","tenants","size_bytes","available","error"?}...]}
 //	POST   /admin/migrate                     202 run status, Location; optional body {"tenant","jobs"}
 //	GET    /admin/migrate                     200 run status
 //	GET    /admin/openapi.yaml                200 this API's OpenAPI document (openapi-admin.yaml)
 //	GET    /debug/pprof/...                   the Go runtime's profiles (see Profiling)
 //	GET    /metrics                           Prometheus metrics, when the process has them (see Metrics)
 //
-// A tenant is {"name","schema","status","schema_version","hosts",
-// "created_at","updated_at"}. DELETE keeps the tenant's data under an
+// A tenant is {"name","schema","status","schema_version","hosts","limits",
+// "database","created_at","updated_at"}, database being the configured
+// name of the database holding it (and "moving_to" while a move runs). DELETE keeps the tenant's data under an
 // archive name (returned as archived_as) unless drop_data=true, as
 // Catalog.Remove does: it refuses the tenant's requests first (503) and
 // lets running ones drain, and answers 503 tenant-removal-blocked, having
@@ -63,6 +66,17 @@
 // request that started it; at shutdown it may finish within
 // server.shutdown_timeout and is cancelled after that (the tenant in
 // progress rolls back; the next run picks it up).
+//
+// # Moves
+//
+// POST /admin/tenants/{name}/move calls Catalog.Move and answers when the
+// move is done. A move copies data, so it is the one request that is not
+// bound by server.request_timeout: it runs on a context of its own (the
+// request's values, Deps.MoveTimeout, an hour by default, cancelled by
+// Shutdown) and extends its write deadline past server.write_timeout. A
+// client that goes away does not stop it. Wrong moves (unknown tenant or
+// database, the tenant's own database) are refused before it starts, by
+// Catalog.CheckMove, as the CLI does.
 //
 // # Errors
 //

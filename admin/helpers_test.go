@@ -156,6 +156,7 @@ type tenantView struct {
 	Status        string   `json:"status"`
 	SchemaVersion int      `json:"schema_version"`
 	Hosts         []string `json:"hosts"`
+	Database      string   `json:"database"`
 }
 
 // tenantGet sends GET /api/tenant to a tenant listener with the given

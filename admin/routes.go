@@ -15,6 +15,9 @@ func (s *Server) routes(e *gin.Engine) {
 	e.POST("/admin/tenants/:name/suspend", s.handleTenantSuspend)
 	e.POST("/admin/tenants/:name/resume", s.handleTenantResume)
 	e.GET("/admin/tenants/:name/stats", s.handleTenantStats)
+	e.POST("/admin/tenants/:name/move", s.handleTenantMove)
+
+	e.GET("/admin/databases", s.handleDatabaseList)
 
 	e.POST("/admin/migrate", s.handleMigrateStart)
 	e.GET("/admin/migrate", s.handleMigrateStatus)

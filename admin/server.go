@@ -54,6 +54,10 @@ type Deps struct {
 	// figures (the same Stats the tenant server observes); without it
 	// they are null.
 	Stats *stats.Stats
+	// MoveTimeout bounds a move started by POST
+	// /admin/tenants/{name}/move, which runs past server.request_timeout
+	// (handleTenantMove); DefaultMoveTimeout when zero.
+	MoveTimeout time.Duration
 }
 
 // Server is the admin API: an http.Handler plus the background migration
@@ -81,6 +85,9 @@ type Server struct {
 
 	// stats is Deps.Stats.
 	stats *stats.Stats
+
+	// moveTimeout is Deps.MoveTimeout.
+	moveTimeout time.Duration
 }
 
 // NewServer returns the admin API over d. It refuses an empty token.
@@ -90,6 +97,9 @@ func NewServer(d Deps) (*Server, error) {
 	}
 	if d.MaxBody <= 0 {
 		d.MaxBody = DefaultMaxBody
+	}
+	if d.MoveTimeout <= 0 {
+		d.MoveTimeout = DefaultMoveTimeout
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	s := &Server{
@@ -107,6 +117,7 @@ func NewServer(d Deps) (*Server, error) {
 		metricsTokenHash: sha256.Sum256([]byte(d.MetricsToken)),
 		hasMetricsToken:  d.MetricsToken != "",
 		stats:            d.Stats,
+		moveTimeout:      d.MoveTimeout,
 	}
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()

@@ -26,6 +26,11 @@ type tenantView struct {
 	SchemaVersion int            `json:"schema_version"`
 	Hosts         []string       `json:"hosts"`
 	Limits        limitsView     `json:"limits"`
+	// Database is the configured name of the database holding the
+	// tenant's data; MovingTo, shown only during a move, the one it is
+	// being copied to.
+	Database string `json:"database"`
+	MovingTo string `json:"moving_to,omitempty"`
 	// Removing is shown only when set: a removal is under way, or failed
 	// and must be sent again (tenants.ErrRemovalBlocked).
 	Removing  bool      `json:"removing,omitempty"`
@@ -40,10 +45,11 @@ type limitsView struct {
 	Concurrency *int     `json:"concurrency"`
 }
 
-func viewOf(t *tenants.Tenant) tenantView {
+func (s *Server) viewOf(t *tenants.Tenant) tenantView {
 	l := t.Limits()
 	return tenantView{Name: t.Name, Schema: t.Schema, Status: t.Status, SchemaVersion: t.SchemaVersion,
 		Hosts: t.HostNames(), Limits: limitsView{Rate: l.Rate, Burst: l.Burst, Concurrency: l.Concurrency},
+		Database: s.catalog.DatabaseName(t), MovingTo: t.MovingTo,
 		Removing: t.Removing, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt}
 }
 
@@ -58,7 +64,7 @@ func (s *Server) handleTenantList(c *gin.Context) {
 	}
 	out := make([]tenantView, 0, len(ts))
 	for i := range ts {
-		out = append(out, viewOf(&ts[i]))
+		out = append(out, s.viewOf(&ts[i]))
 	}
 	s.writeJSON(c, http.StatusOK, map[string]any{"tenants": out})
 }
@@ -68,6 +74,10 @@ type createRequest struct {
 	Name   string   `json:"name"`
 	Schema string   `json:"schema"`
 	Hosts  []string `json:"hosts"`
+	// Database names the configured database to create the tenant on;
+	// empty picks the one with the fewest tenants. The catalog refuses
+	// an unknown name (tenants.ErrUnknownDatabase, 422).
+	Database string `json:"database"`
 }
 
 // Valid checks each field with the catalog's own rules, so that the client
@@ -102,13 +112,13 @@ func (s *Server) handleTenantCreate(c *gin.Context) {
 	if !s.read(c, &req, mediaJSON) {
 		return
 	}
-	t, err := s.catalog.Create(c.Request.Context(), tenants.Spec{Name: req.Name, Schema: req.Schema, Hosts: req.Hosts})
+	t, err := s.catalog.Create(c.Request.Context(), tenants.Spec{Name: req.Name, Schema: req.Schema, Hosts: req.Hosts, Database: req.Database})
 	if err != nil {
 		s.respondError(c, err)
 		return
 	}
 	c.Header("Location", tenantURL(t.Name))
-	s.writeJSON(c, http.StatusCreated, viewOf(t))
+	s.writeJSON(c, http.StatusCreated, s.viewOf(t))
 }
 
 func (s *Server) handleTenantShow(c *gin.Context) {
@@ -117,7 +127,7 @@ func (s *Server) handleTenantShow(c *gin.Context) {
 		s.respondError(c, err)
 		return
 	}
-	s.writeJSON(c, http.StatusOK, viewOf(t))
+	s.writeJSON(c, http.StatusOK, s.viewOf(t))
 }
 
 // patchRequest is the body of PATCH /admin/tenants/{name}, a JSON merge
@@ -203,7 +213,7 @@ func (s *Server) handleTenantPatch(c *gin.Context) {
 		s.respondError(c, err)
 		return
 	}
-	s.writeJSON(c, http.StatusOK, viewOf(t))
+	s.writeJSON(c, http.StatusOK, s.viewOf(t))
 }
 
 // optional is a member of a JSON merge patch: Set tells a member that is
@@ -255,7 +265,7 @@ func (s *Server) setStatus(c *gin.Context, st tenants.Status) {
 		s.respondError(c, err)
 		return
 	}
-	s.writeJSON(c, http.StatusOK, viewOf(t))
+	s.writeJSON(c, http.StatusOK, s.viewOf(t))
 }
 
 // removal is the answer to DELETE /admin/tenants/{name}.
@@ -318,7 +328,7 @@ func (s *Server) handleHostAdd(c *gin.Context) {
 		s.respondError(c, err)
 		return
 	}
-	s.writeJSON(c, http.StatusOK, viewOf(t))
+	s.writeJSON(c, http.StatusOK, s.viewOf(t))
 }
 
 func (s *Server) handleHostRemove(c *gin.Context) {

@@ -10,7 +10,8 @@ import (
 )
 
 // blockRemoval causes DELETE /admin/tenants/{name}'s 503: a session from
-// outside the service keeps a lock on a tenant's users table, so the
+// outside the service keeps a lock on a tenant's users table (on the
+// control database, whose DSN it has), so the
 // removal drains and retries in vain and removes nothing (about 10 s
 // under the default request timeout and removal policy). The tenant then
 // shows "removing": true; once the lock is gone, the DELETE sent again
@@ -18,7 +19,7 @@ import (
 func blockRemoval(t *testing.T, env *testenv.Env, do func(exchange) []byte) {
 	t.Helper()
 	do(exchange{method: "POST", url: "/admin/tenants", contentType: "application/json",
-		body: `{"name":"doomed","hosts":["doomed.test"]}`, want: 201})
+		body: `{"name":"doomed","hosts":["doomed.test"],"database":"main"}`, want: 201})
 	db, err := sql.Open("pgx", env.App.Config.Database.DSN)
 	if err != nil {
 		t.Fatal(err)
