@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -27,22 +28,25 @@ func doctorCommand(stderr io.Writer) *cobra.Command {
 	var f doctorFlags
 	cmd := &cobra.Command{
 		Use:   "doctor",
-		Short: "Audit the deployment: tenants' schemas, catalog, hosts, grants and server settings, changing nothing",
+		Short: "Audit the deployment: tenants' schemas, catalog, placements, hosts, grants and server settings, changing nothing",
 		Long: `Audit the deployment against the catalog and this binary's migrations: every catalog
-tenant has its schema or tables at its recorded version, with matching checksums and the
+tenant is placed on a configured database, with no move left unfinished, and has its
+schema or tables there at its recorded version, with matching checksums and the
 expected columns and indexes; the shared schema holds only the catalog; no schema or
-prefixed table belongs to no tenant; hosts are unique and normalised; nothing of a
-tenant is granted to PUBLIC; and (PostgreSQL) max_connections, max_files_per_process and
-shared_buffers are large enough for the pools and the tenant count. It only reads.
+prefixed table on any database belongs to no tenant placed on it; hosts are unique and
+normalised; nothing of a tenant is granted to PUBLIC; and (PostgreSQL) each server's
+max_connections, max_files_per_process and shared_buffers are large enough for the
+pools and the tenant count. It only reads. A database other than the control one that
+cannot be reached is reported as an error finding and its tenants are not audited.
 
 Exit status: 0 no finding, 1 at least one finding (with --warnings-ok: at least one
-error), 2 the doctor could not run (configuration, database unreachable).`,
+error), 2 the doctor could not run (configuration, control database unreachable).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runDoctor(cmd, stderr, f) },
 	}
 	cmd.Flags().BoolVar(&f.json, "json", false, "print the report as JSON")
 	cmd.Flags().BoolVar(&f.warningsOK, "warnings-ok", false, "exit 0 when there are warnings but no errors")
-	cmd.Flags().IntVar(&f.instances, "instances", 1, "how many tenantry processes share the database (sizes max_connections)")
+	cmd.Flags().IntVar(&f.instances, "instances", 1, "how many tenantry processes share the databases (sizes max_connections)")
 	return cmd
 }
 
@@ -113,12 +117,14 @@ func sqliteFile(dsn string) (string, bool) {
 }
 
 // printDoctor prints the report for people: one block per check, one
-// finding per line, then a summary line.
+// finding per line, then a summary line. With several databases each
+// finding line names its database ("-" for the catalog's rows and hosts).
 func printDoctor(w io.Writer, rep doctor.Report) {
 	byCheck := map[string][]doctor.Finding{}
 	for _, f := range rep.Findings {
 		byCheck[f.Check] = append(byCheck[f.Check], f)
 	}
+	several := len(rep.Databases) > 1
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, c := range rep.Checks {
 		switch {
@@ -131,9 +137,10 @@ func printDoctor(w io.Writer, rep doctor.Report) {
 		}
 		fmt.Fprintf(tw, "%s\t%s\n", c.Name, counts(c.Errors, c.Warnings))
 		for _, f := range byCheck[c.Name] {
-			tenant := f.Tenant
-			if tenant == "" {
-				tenant = "-"
+			tenant := cmp.Or(f.Tenant, "-")
+			if several {
+				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", f.Severity, cmp.Or(f.Database, "-"), tenant, f.Object, f.Message)
+				continue
 			}
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", f.Severity, tenant, f.Object, f.Message)
 		}
@@ -147,10 +154,27 @@ func printDoctor(w io.Writer, rep doctor.Report) {
 
 func summary(rep doctor.Report) string {
 	where := fmt.Sprintf("%d tenants on %s (%s strategy)", rep.Tenants, rep.Dialect, rep.Strategy)
+	if n := len(rep.Databases); n > 1 {
+		where += fmt.Sprintf(" across %d databases", n)
+		if skipped := skippedDatabases(rep); skipped != "" {
+			where += " (not audited: " + skipped + ")"
+		}
+	}
 	if rep.Errors+rep.Warnings == 0 {
 		return where + ": no findings"
 	}
 	return where + ": " + counts(rep.Errors, rep.Warnings)
+}
+
+// skippedDatabases names the databases the report could not audit.
+func skippedDatabases(rep doctor.Report) string {
+	var names []string
+	for _, d := range rep.Databases {
+		if d.Skipped != "" {
+			names = append(names, d.Name)
+		}
+	}
+	return strings.Join(names, ", ")
 }
 
 func counts(errs, warns int) string {

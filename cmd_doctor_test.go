@@ -122,6 +122,60 @@ func TestDoctorCLI(t *testing.T) {
 	}
 }
 
+// TestDoctorPlacements runs `tenantry doctor` over the control database
+// and a placement "b" on a private cluster: clean across both databases,
+// then with b stopped one finding names b and the command still audits
+// the control database and exits 1, not 2.
+func TestDoctorPlacements(t *testing.T) {
+	cl := testenv.StartCluster(t)
+	dbc := testenv.Database(t, "postgres")
+	cfg := filepath.Join(t.TempDir(), "config.yaml")
+	conf := "tenants: []\nadmin:\n  listen: \"\"\ndatabases:\n  - name: b\n    dsn: \"" + cl.DSN() + "\"\n"
+	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) (string, error) {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		root := newRoot(&out, &errOut)
+		root.SetArgs(append([]string{"--config", cfg, "--db-driver", dbc.Driver, "--db-dsn", dbc.DSN}, args...))
+		err := root.ExecuteContext(context.Background())
+		return out.String() + errOut.String(), err
+	}
+	for _, add := range [][]string{
+		{"tenants", "add", "--name", "acme", "--host", "acme.example", "--database", "main"},
+		{"tenants", "add", "--name", "bolt", "--host", "bolt.example", "--database", "b"},
+	} {
+		if out, err := run(add...); err != nil {
+			t.Fatalf("%v: %v\n%s", add, err, out)
+		}
+	}
+
+	out, err := run("doctor")
+	if got := exitStatus(err); got != doctor.ExitClean || !strings.Contains(out, "2 tenants on postgres (schema strategy) across 2 databases: no findings") {
+		t.Fatalf("clean: exit %d (%v), want 0 and a summary across 2 databases:\n%s", got, err, out)
+	}
+
+	if err := cl.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	out, err = run("doctor", "--json")
+	var rep doctor.Report
+	if got := exitStatus(err); got != doctor.ExitFindings || json.Unmarshal([]byte(strings.SplitN(out, "\ntenantry:", 2)[0]), &rep) != nil {
+		t.Fatalf("b stopped: exit %d (%v), want 1 and a JSON report:\n%s", got, err, out)
+	}
+	if len(rep.Findings) != 1 || rep.Findings[0].Check != doctor.CheckPlacements || rep.Findings[0].Database != "b" ||
+		len(rep.Databases) != 2 || rep.Databases[0].Skipped != "" || rep.Databases[1].Skipped == "" {
+		t.Errorf("b stopped: findings %+v, databases %+v; want one placements finding on b, b skipped, main audited", rep.Findings, rep.Databases)
+	}
+	out, _ = run("doctor")
+	for _, s := range []string{"placements", " b  -  b  database b cannot be reached", "(1 tenant: bolt)", "across 2 databases (not audited: b): 1 error, 0 warnings"} {
+		if !strings.Contains(out, s) {
+			t.Errorf("human report does not say %q:\n%s", s, out)
+		}
+	}
+}
+
 // TestDoctorCannotRun: when the doctor cannot audit at all it exits 2, says
 // why, and leaves nothing behind (no SQLite file created by opening it).
 func TestDoctorCannotRun(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"gorm.io/gorm"
 
 	"tenantry/config"
+	"tenantry/database"
 	"tenantry/migrations"
 	"tenantry/tenants"
 )
@@ -34,6 +35,7 @@ const (
 // these.
 const (
 	CheckCatalog    = "catalog"
+	CheckPlacements = "placements"
 	CheckStorage    = "storage"
 	CheckMigrations = "migrations"
 	CheckColumns    = "columns"
@@ -47,7 +49,7 @@ const (
 
 // Checks returns every check's name in the order Run reports them.
 func Checks() []string {
-	return []string{CheckCatalog, CheckStorage, CheckMigrations, CheckColumns, CheckIndexes,
+	return []string{CheckCatalog, CheckPlacements, CheckStorage, CheckMigrations, CheckColumns, CheckIndexes,
 		CheckShared, CheckOrphans, CheckHosts, CheckGrants, CheckSettings}
 }
 
@@ -58,7 +60,8 @@ const (
 	// ExitFindings means at least one finding counts.
 	ExitFindings = 1
 	// ExitFailed means the doctor itself could not run: configuration,
-	// database unreachable, a query refused.
+	// the control database unreachable, a query refused. Another database
+	// unreachable is a finding.
 	ExitFailed = 2
 )
 
@@ -66,6 +69,12 @@ const (
 type Finding struct {
 	Check    string   `json:"check"`
 	Severity Severity `json:"severity"`
+	// Database names the database the finding is about, as configured
+	// (database.name for the control database, a databases entry's name
+	// otherwise): set on every finding about what a database holds or how
+	// its server is set, and on a tenant's placement; empty for the
+	// catalog's rows and hosts, which live on the control database.
+	Database string `json:"database,omitempty"`
 	// Tenant is the catalog name of the tenant concerned, empty when the
 	// finding belongs to no tenant (an orphan, the shared schema, the
 	// server).
@@ -88,12 +97,27 @@ type CheckResult struct {
 	Warnings int    `json:"warnings"`
 }
 
+// DatabaseResult says whether one database was audited.
+type DatabaseResult struct {
+	// Name is the database's configured name.
+	Name string `json:"name"`
+	// Tenants counts the catalog's tenants placed on it.
+	Tenants int `json:"tenants"`
+	// Skipped is why it was not audited (it cannot be reached, or it is
+	// not configured); empty when it was.
+	Skipped string `json:"skipped,omitempty"`
+}
+
 // Report is the outcome of one audit.
 type Report struct {
 	Dialect  migrations.Dialect `json:"dialect"`
 	Strategy tenants.Strategy   `json:"strategy"`
 	// Tenants counts the catalog's tenants.
 	Tenants int `json:"tenants"`
+	// Databases lists every configured database, the control one first,
+	// then any database the catalog places a tenant on that is not
+	// configured. Empty when there is no catalog.
+	Databases []DatabaseResult `json:"databases"`
 	// Latest is the tenant migration version the code requires.
 	Latest int `json:"latest"`
 	// Checks lists every check in order, with what it found.
@@ -101,9 +125,12 @@ type Report struct {
 	// Findings are sorted by check, then tenant, then object; never nil.
 	Findings []Finding `json:"findings"`
 	// Archived lists the data of removed tenants kept under archive names
-	// (archived_* schemas, or archived_*_* table groups). It is expected
-	// after `tenants remove` without --drop-data, so it is no finding; it
-	// is listed so an operator can see what is kept.
+	// (archived_* schemas, or archived_*_* table groups), and the sources
+	// that moves archived. It is expected after `tenants remove` without
+	// --drop-data and after `tenants move` without --drop-source, so it is
+	// no finding; it is listed so an operator can see what is kept. Those
+	// on a database other than the control one end in " on database
+	// NAME".
 	Archived []string `json:"archived"`
 	Errors   int      `json:"errors"`
 	Warnings int      `json:"warnings"`
@@ -140,7 +167,9 @@ type Deps struct {
 // Run audits the deployment behind d.DB and returns what it found. It
 // reads and never writes (see the package doc for the one rolled-back
 // transaction on PostgreSQL). An error means the audit could not be done
-// (ExitFailed); findings are never errors.
+// (ExitFailed); findings are never errors, and neither is a database
+// other than the control one that cannot be reached (a placements
+// finding).
 func Run(ctx context.Context, d Deps) (Report, error) {
 	if d.DB == nil {
 		return Report{}, errors.New("doctor: no database")
@@ -153,12 +182,12 @@ func Run(ctx context.Context, d Deps) (Report, error) {
 	}
 	a := &audit{d: d, set: d.Migrations, results: map[string]*CheckResult{}}
 	a.rep = Report{Dialect: d.Layout.Dialect, Strategy: d.Layout.Strategy, Latest: d.Migrations.Latest(),
-		Findings: []Finding{}, Archived: []string{}}
+		Databases: []DatabaseResult{}, Findings: []Finding{}, Archived: []string{}}
 	for _, c := range Checks() {
 		a.results[c] = &CheckResult{Name: c}
 	}
 
-	snap, err := read(ctx, d.DB, d.Layout, d.Migrations)
+	snap, err := read(ctx, d.DB, d.Layout, placementNames(d.DB))
 	if err != nil {
 		return Report{}, fmt.Errorf("doctor: %w", err)
 	}
@@ -171,14 +200,23 @@ func Run(ctx context.Context, d Deps) (Report, error) {
 		return a.finish(), nil
 	}
 	a.rep.Tenants = len(snap.tenants)
-	refs, err := buildReferences(ctx, d.DB, d.Layout.Dialect, d.Migrations, a.referenceVersions(snap))
+	a.rep.Databases = snap.results()
+	// One reference for every database, built on the control one: a
+	// placement on a server of another major version is compared with the
+	// control server's spelling of types, defaults and index definitions.
+	refs, err := buildReferences(database.OnPlacement(ctx, ""), d.DB, d.Layout.Dialect, d.Migrations, a.referenceVersions(snap))
 	if err != nil {
 		return Report{}, fmt.Errorf("doctor: build the reference schema: %w", err)
 	}
 
 	a.checkCatalog(snap)
-	a.checkTenants(snap, refs)
-	a.checkUnowned(snap)
+	a.checkPlacements(snap)
+	for _, p := range snap.audited() {
+		a.on(p.name, func() {
+			a.checkTenants(p, refs)
+			a.checkUnowned(snap, p)
+		})
+	}
 	for _, f := range checkHosts(snap.tenants, snap.hosts) {
 		a.add(f)
 	}
@@ -187,11 +225,28 @@ func Run(ctx context.Context, d Deps) (Report, error) {
 		a.skip(CheckSettings, "SQLite has no server settings to size")
 		return a.finish(), nil
 	}
-	a.checkGrants(snap)
-	for _, f := range checkSettings(snap.settings, a.demand(snap, refs)) {
-		a.add(f)
+	for _, p := range snap.audited() {
+		a.on(p.name, func() { a.checkGrants(p) })
+	}
+	for _, s := range snap.servers() {
+		a.on(s.placements[0].name, func() {
+			for _, f := range checkSettings(s.placements[0].settings, a.demand(s, refs)) {
+				a.add(f)
+			}
+		})
 	}
 	return a.finish(), nil
+}
+
+// placementNames returns the configured name of every database behind db,
+// the control one first; a pool that database.Open did not make has only
+// the control database, named config.DefaultPlacement.
+func placementNames(db *gorm.DB) []string {
+	p, err := database.PlacementsOf(db)
+	if err != nil {
+		return []string{config.DefaultPlacement}
+	}
+	return p.Names()
 }
 
 // audit collects the findings of one Run.
@@ -208,14 +263,31 @@ func (a *audit) add(f Finding) {
 
 func (a *audit) skip(check, why string) { a.results[check].Skipped = why }
 
+// on runs checks that look at one database and marks the findings they
+// add with its name.
+func (a *audit) on(name string, checks func()) {
+	from := len(a.rep.Findings)
+	checks()
+	for i := from; i < len(a.rep.Findings); i++ {
+		a.rep.Findings[i].Database = name
+	}
+}
+
 // finish sorts the findings and counts them per check and in all.
 func (a *audit) finish() Report {
 	order := map[string]int{}
 	for i, c := range Checks() {
 		order[c] = i
 	}
+	// Databases in the report's order (the control one first), findings
+	// about no database before them.
+	dbOrder := map[string]int{}
+	for i, r := range a.rep.Databases {
+		dbOrder[r.Name] = i + 1
+	}
 	slices.SortStableFunc(a.rep.Findings, func(x, y Finding) int {
-		return cmp.Or(cmp.Compare(order[x.Check], order[y.Check]), cmp.Compare(x.Tenant, y.Tenant),
+		return cmp.Or(cmp.Compare(order[x.Check], order[y.Check]), cmp.Compare(dbOrder[x.Database], dbOrder[y.Database]),
+			cmp.Compare(x.Database, y.Database), cmp.Compare(x.Tenant, y.Tenant),
 			cmp.Compare(x.Object, y.Object), cmp.Compare(x.Message, y.Message))
 	})
 	for _, f := range a.rep.Findings {

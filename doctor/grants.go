@@ -80,13 +80,16 @@ ORDER BY 1, 2, 3, 4`).Scan(&ds).Error
 // objects is a manual GRANT, or ALTER DEFAULT PRIVILEGES for the role
 // tenantry runs as; the latter is reported as a warning because it
 // exposes only objects created later.
-func (a *audit) checkGrants(snap *snapshot) {
+//
+// It looks at one database, db, and its tenants: PUBLIC is server-wide,
+// but a grant is an object's, and each database has its own.
+func (a *audit) checkGrants(db *placement) {
 	l := a.d.Layout
-	o := newOwners(snap.tenants, a.set)
+	o := newOwners(db.tenants, a.set)
 	type target struct{ kind, schema, name, col string }
 	privs := map[target][]string{}
 	var order []target
-	for _, g := range snap.grants {
+	for _, g := range db.grants {
 		if g.Extension {
 			continue
 		}
@@ -103,8 +106,12 @@ func (a *audit) checkGrants(snap *snapshot) {
 		case t.kind == "schema" && t.schema == tenants.SharedSchema:
 			// USAGE on public is PostgreSQL's default and opens no table.
 			if slices.Contains(ps, "CREATE") {
+				beside := "beside the catalog"
+				if !db.control {
+					beside = "to database " + db.name
+				}
 				a.add(Finding{Check: CheckGrants, Severity: Warning, Object: t.schema,
-					Message: fmt.Sprintf("PUBLIC may CREATE in the shared schema %s: any role on the server can add tables beside the catalog (PostgreSQL 15 revokes this in new databases; upgraded ones keep it); REVOKE CREATE ON SCHEMA %s FROM PUBLIC", t.schema, t.schema)})
+					Message: fmt.Sprintf("PUBLIC may CREATE in the shared schema %s: any role on the server can add tables %s (PostgreSQL 15 revokes this in new databases; upgraded ones keep it); REVOKE CREATE ON SCHEMA %s FROM PUBLIC", t.schema, beside, t.schema)})
 			}
 		case t.kind == "schema":
 			tenant := ""
@@ -125,13 +132,13 @@ func (a *audit) checkGrants(snap *snapshot) {
 		}
 	}
 	objType := map[string]string{"r": "tables", "S": "sequences", "n": "schemas"}
-	for _, d := range snap.defaults {
+	for _, d := range db.defaults {
 		where, in := "in every schema", ""
 		if d.Schema != "" {
 			where, in = "in schema "+d.Schema, " IN SCHEMA "+d.Schema
 		}
 		who := fmt.Sprintf("if tenantry runs as %s, tenants created from now on are exposed", d.Role)
-		if d.Role == snap.user {
+		if d.Role == db.user {
 			who = fmt.Sprintf("tenantry connects as %s, so tenants created from now on are exposed", d.Role)
 		}
 		a.add(Finding{Check: CheckGrants, Severity: Warning, Object: "default privileges of " + d.Role,

@@ -2,7 +2,6 @@ package doctor
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"strings"
 
@@ -116,107 +115,6 @@ type record struct {
 	Checksum string
 }
 
-// catTenant and catHost are catalog rows, read as stored.
-type catTenant struct {
-	ID            uint64
-	Name          string
-	Schema        string
-	Status        string
-	SchemaVersion int
-}
-
-type catHost struct {
-	Host     string
-	TenantID uint64
-}
-
-// snapshot is what read found, all from one transaction.
-type snapshot struct {
-	catalog bool
-	tenants []catTenant
-	hosts   []catHost
-	// shared holds the shared schema's migration records; sharedRecorded
-	// says whether its record table exists.
-	shared         []record
-	sharedRecorded bool
-	// records holds each tenant's migration records by schema, for the
-	// tenants whose record table exists and has the expected columns.
-	records map[string][]record
-	inv     inventory
-	// PostgreSQL only. user is the role the doctor (and, with the same
-	// configuration, tenantry) connects as.
-	user     string
-	grants   []grant
-	defaults []defaultGrant
-	settings serverSettings
-}
-
-// read takes the snapshot in one transaction: on PostgreSQL READ ONLY and
-// REPEATABLE READ, so every check sees the same moment and the server
-// itself refuses any write; on SQLite a read transaction.
-func read(ctx context.Context, db *gorm.DB, layout tenants.Layout, set migrations.Set) (*snapshot, error) {
-	opts := &sql.TxOptions{ReadOnly: true}
-	if layout.Dialect == migrations.Postgres {
-		opts.Isolation = sql.LevelRepeatableRead
-	}
-	snap := &snapshot{records: map[string][]record{}, inv: newInventory()}
-	err := db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		return snap.read(ctx, tx, layout, set)
-	}, opts)
-	if err != nil {
-		return nil, err
-	}
-	return snap, nil
-}
-
-func (s *snapshot) read(ctx context.Context, tx *gorm.DB, layout tenants.Layout, set migrations.Set) error {
-	shared := layout.SharedTarget()
-	var err error
-	if s.catalog, err = migrations.HasTable(ctx, tx, shared, "tenants"); err != nil || !s.catalog {
-		return err
-	}
-	q := tx.WithContext(ctx)
-	err = q.Raw("SELECT id, name, schema, status, schema_version FROM " +
-		migrations.Quote(layout.SharedTable("tenants")) + " ORDER BY name").Scan(&s.tenants).Error
-	if err != nil {
-		return fmt.Errorf("read the catalog's tenants: %w", err)
-	}
-	if err := q.Raw("SELECT host, tenant_id FROM " + migrations.Quote(layout.SharedTable("tenant_hosts")) +
-		" ORDER BY host").Scan(&s.hosts).Error; err != nil {
-		return fmt.Errorf("read the catalog's hosts: %w", err)
-	}
-	if s.sharedRecorded, err = migrations.HasTable(ctx, tx, shared, "schema_migrations"); err != nil {
-		return err
-	}
-	if s.sharedRecorded {
-		if err := q.Raw("SELECT version, name, checksum FROM " + migrations.Quote(layout.SharedTable("schema_migrations")) +
-			" ORDER BY version").Scan(&s.shared).Error; err != nil {
-			return fmt.Errorf("read the shared migration records: %w", err)
-		}
-	}
-	if layout.Dialect == migrations.Postgres {
-		if err := readPostgres(ctx, tx, postgresUser, &s.inv); err != nil {
-			return err
-		}
-	} else if err := readSQLite(ctx, tx, &s.inv); err != nil {
-		return err
-	}
-	if err := s.readRecords(ctx, tx, layout); err != nil {
-		return err
-	}
-	if layout.Dialect != migrations.Postgres {
-		return nil
-	}
-	if err := q.Raw("SELECT current_user").Scan(&s.user).Error; err != nil {
-		return fmt.Errorf("read the current role: %w", err)
-	}
-	if s.grants, s.defaults, err = readGrants(ctx, tx); err != nil {
-		return err
-	}
-	s.settings, err = readSettings(ctx, tx)
-	return err
-}
-
 // recordBatch is how many tenants' record tables one UNION ALL reads: one
 // round trip per batch rather than per tenant.
 const recordBatch = 200
@@ -224,10 +122,10 @@ const recordBatch = 200
 // readRecords reads the migration records of every tenant whose record
 // table exists with the columns it needs; the others get none, and the
 // storage and columns checks say what is wrong with their table.
-func (s *snapshot) readRecords(ctx context.Context, tx *gorm.DB, layout tenants.Layout) error {
+func (p *placement) readRecords(ctx context.Context, tx *gorm.DB, layout tenants.Layout) error {
 	var readable []catTenant
-	for _, t := range s.tenants {
-		r := s.inv.table(tenantPlace(layout, t.Schema).key("schema_migrations"))
+	for _, t := range p.tenants {
+		r := p.inv.table(tenantPlace(layout, t.Schema).key("schema_migrations"))
 		if r != nil && hasColumns(r, "version", "name", "checksum") {
 			readable = append(readable, t)
 		}
@@ -249,11 +147,11 @@ func (s *snapshot) readRecords(ctx context.Context, tx *gorm.DB, layout tenants.
 			return fmt.Errorf("read tenants' migration records: %w", err)
 		}
 		for _, t := range batch {
-			s.records[t.Schema] = []record{}
+			p.records[t.Schema] = []record{}
 		}
 		for _, r := range rows {
 			schema := batch[r.I].Schema
-			s.records[schema] = append(s.records[schema], record{Version: r.Version, Name: r.Name, Checksum: r.Checksum})
+			p.records[schema] = append(p.records[schema], record{Version: r.Version, Name: r.Name, Checksum: r.Checksum})
 		}
 	}
 	return nil

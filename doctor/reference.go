@@ -158,9 +158,11 @@ func (a *audit) referenceVersions(snap *snapshot) []int {
 	if latest > 0 {
 		seen[latest] = true
 	}
-	for _, t := range snap.tenants {
-		if v := expectedVersion(t, snap.records[t.Schema], latest); v > 0 {
-			seen[v] = true
+	for _, p := range snap.audited() {
+		for _, t := range p.tenants {
+			if v := expectedVersion(t, p.records[t.Schema], latest); v > 0 {
+				seen[v] = true
+			}
 		}
 	}
 	out := make([]int, 0, len(seen))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"gorm.io/gorm"
 
@@ -48,12 +49,22 @@ func readSettings(ctx context.Context, tx *gorm.DB) (serverSettings, error) {
 	}, nil
 }
 
-// demand is what the deployment asks of the server.
+// demand is what the deployment asks of one server.
 type demand struct {
 	Instances    int // tenantry processes
-	MaxOpenConns int // each process's pool
-	Groups       int // connection groups per pool (database.Router)
-	Tenants      int
+	MaxOpenConns int // each process's pool per database
+	// Databases are the configured databases on the server: each process
+	// keeps a pool of MaxOpenConns on each.
+	Databases []string
+	// Listeners is the LISTEN connections each process keeps on the
+	// server: 1 on the control database's, 0 elsewhere.
+	Listeners int
+	Groups    int // connection groups per pool (database.Router)
+	// Tenants counts the tenants of every database on the server;
+	// MostTenants those of the database with most: a connection serves
+	// one database, so its backend opens only that one's files.
+	Tenants     int
+	MostTenants int
 	// RelationsPerTenant counts one tenant's tables, indexes, sequences
 	// and TOAST relations at the code's version: each is at least one file.
 	RelationsPerTenant int
@@ -61,22 +72,30 @@ type demand struct {
 	WorkingSet int64
 }
 
-// demand sums up what the deployment asks of the server.
-func (a *audit) demand(snap *snapshot, refs map[int]*reference) demand {
+// demand sums up what the deployment asks of server s.
+func (a *audit) demand(s *server, refs map[int]*reference) demand {
 	pool := a.d.Pool
 	if pool.MaxOpenConns < 1 {
 		pool = config.Default().Database
 	}
-	d := demand{Instances: a.d.Instances, MaxOpenConns: pool.MaxOpenConns, Groups: pool.Groups(), Tenants: len(snap.tenants)}
+	d := demand{Instances: a.d.Instances, MaxOpenConns: pool.MaxOpenConns, Groups: pool.Groups()}
 	if ref := refs[a.set.Latest()]; ref != nil {
 		d.RelationsPerTenant = ref.relations()
 	}
 	tables := a.set.Tables()
-	for _, t := range snap.tenants {
-		p := tenantPlace(a.d.Layout, t.Schema)
-		for _, table := range tables {
-			if r := snap.inv.table(p.key(table)); r != nil {
-				d.WorkingSet += r.size
+	for _, db := range s.placements {
+		d.Databases = append(d.Databases, db.name)
+		if db.control {
+			d.Listeners += listenerConnections
+		}
+		d.Tenants += len(db.tenants)
+		d.MostTenants = max(d.MostTenants, len(db.tenants))
+		for _, t := range db.tenants {
+			p := tenantPlace(a.d.Layout, t.Schema)
+			for _, table := range tables {
+				if r := db.inv.table(p.key(table)); r != nil {
+					d.WorkingSet += r.size
+				}
 			}
 		}
 	}
@@ -107,20 +126,25 @@ const (
 func checkSettings(s serverSettings, d demand) []Finding {
 	var out []Finding
 	reserved := s.SuperuserReserved + s.Reserved
-	needConns := d.Instances*(d.MaxOpenConns+listenerConnections) + reserved + operatorConnections
+	pools := max(len(d.Databases), 1)
+	needConns := d.Instances*(pools*d.MaxOpenConns+d.Listeners) + reserved + operatorConnections
 	if needConns > s.MaxConnections {
+		perInstance := fmt.Sprintf("database.max_open_conns %d", d.MaxOpenConns)
+		if pools > 1 {
+			perInstance = fmt.Sprintf("%d databases on this server (%s) × database.max_open_conns %d", pools, strings.Join(d.Databases, ", "), d.MaxOpenConns)
+		}
 		out = append(out, Finding{Check: CheckSettings, Severity: Warning, Object: "max_connections",
-			Message: fmt.Sprintf("max_connections is %d; %d instance(s) × (database.max_open_conns %d + %d listener) + %d reserved + %d for operators need %d: when the pools fill, new connections are refused with \"too many clients\"; raise max_connections to at least %d or lower database.max_open_conns",
-				s.MaxConnections, d.Instances, d.MaxOpenConns, listenerConnections, reserved, operatorConnections, needConns, needConns)})
+			Message: fmt.Sprintf("max_connections is %d; %d instance(s) × (%s + %d listener) + %d reserved + %d for operators need %d: when the pools fill, new connections are refused with \"too many clients\"; raise max_connections to at least %d or lower database.max_open_conns",
+				s.MaxConnections, d.Instances, perInstance, d.Listeners, reserved, operatorConnections, needConns, needConns)})
 	}
-	if d.RelationsPerTenant > 0 && d.Tenants > 0 {
+	if most := d.MostTenants; d.RelationsPerTenant > 0 && most > 0 {
 		groups := max(d.Groups, 1)
-		perConn := (d.Tenants + groups - 1) / groups
+		perConn := (most + groups - 1) / groups
 		needFiles := perConn*d.RelationsPerTenant + systemFiles
 		if needFiles > s.MaxFilesPerProcess {
 			out = append(out, Finding{Check: CheckSettings, Severity: Warning, Object: "max_files_per_process",
 				Message: fmt.Sprintf("max_files_per_process is %d; each connection serves about %d tenants (%d over %d connection groups) × %d relation files + %d for the system catalogs = %d: past the limit each backend closes and reopens files as it moves between its tenants; raise max_files_per_process to at least %d (and the postgres user's open-file limit with it)",
-					s.MaxFilesPerProcess, perConn, d.Tenants, groups, d.RelationsPerTenant, systemFiles, needFiles, needFiles)})
+					s.MaxFilesPerProcess, perConn, most, groups, d.RelationsPerTenant, systemFiles, needFiles, needFiles)})
 		}
 	}
 	if d.WorkingSet > s.SharedBuffers && d.Tenants > 0 {

@@ -71,27 +71,27 @@ func recordProblems(set migrations.Set, recs []record, d migrations.Dialect) []s
 	return out
 }
 
-// checkTenants checks each catalog tenant: its storage exists, its
-// records agree with the catalog and the code, and its tables have the
-// reference's columns and indexes.
-func (a *audit) checkTenants(snap *snapshot, refs map[int]*reference) {
+// checkTenants checks each catalog tenant placed on db: its storage
+// exists there, its records agree with the catalog and the code, and its
+// tables have the reference's columns and indexes.
+func (a *audit) checkTenants(db *placement, refs map[int]*reference) {
 	l := a.d.Layout
 	latest := a.set.Latest()
 	allTables := a.set.Tables()
-	for _, t := range snap.tenants {
+	for _, t := range db.tenants {
 		p := tenantPlace(l, t.Schema)
-		if !a.hasStorage(snap, p, allTables) {
+		if !a.hasStorage(db, p, allTables) {
 			what := fmt.Sprintf("schema %s does not exist", t.Schema)
 			if p.prefix != "" {
 				what = fmt.Sprintf("none of its tables (%s) exists", p.storage())
 			}
 			a.add(Finding{Check: CheckStorage, Severity: Error, Tenant: t.Name, Object: p.storage(),
-				Message: what + ": the catalog lists the tenant, so its hosts resolve, and every request for it fails"})
+				Message: what + onDatabase(db) + ": the catalog lists the tenant, so its hosts resolve, and every request for it fails"})
 			continue
 		}
-		recs, readable := snap.records[t.Schema]
+		recs, readable := db.records[t.Schema]
 		recTable := p.qualified("schema_migrations")
-		if !readable && snap.inv.table(p.key("schema_migrations")) != nil {
+		if !readable && db.inv.table(p.key("schema_migrations")) != nil {
 			a.add(Finding{Check: CheckMigrations, Severity: Error, Tenant: t.Name, Object: recTable,
 				Message: "the migration records cannot be read (version, name or checksum column missing), so nothing can tell what this schema holds"})
 		}
@@ -107,20 +107,20 @@ func (a *audit) checkTenants(snap *snapshot, refs map[int]*reference) {
 				Message: fmt.Sprintf("behind the code: at version %d, the code needs %d; the service answers 503 for this tenant until `tenantry migrate` brings it up", rec, latest)})
 		}
 		if ref := refs[expectedVersion(t, recs, latest)]; ref != nil {
-			a.compareTenant(snap, t, p, ref)
+			a.compareTenant(db, t, p, ref)
 		}
 	}
 }
 
 // hasStorage reports whether anything of the tenant's exists: its schema,
 // or under the prefix strategy any of its tables.
-func (a *audit) hasStorage(snap *snapshot, p place, tables []string) bool {
+func (a *audit) hasStorage(db *placement, p place, tables []string) bool {
 	if p.prefix == "" {
-		_, ok := snap.inv.schemas[p.schema]
+		_, ok := db.inv.schemas[p.schema]
 		return ok
 	}
 	for _, table := range tables {
-		if snap.inv.rels[p.key(table)] != nil {
+		if db.inv.rels[p.key(table)] != nil {
 			return true
 		}
 	}
@@ -128,15 +128,15 @@ func (a *audit) hasStorage(snap *snapshot, p place, tables []string) bool {
 }
 
 // compareTenant compares each of the reference's tables with the tenant's.
-func (a *audit) compareTenant(snap *snapshot, t catTenant, p place, ref *reference) {
+func (a *audit) compareTenant(db *placement, t catTenant, p place, ref *reference) {
 	for _, table := range ref.tables() {
 		want := ref.inv.rels[ref.place.key(table)]
-		got := snap.inv.rels[p.key(table)]
+		got := db.inv.rels[p.key(table)]
 		obj := p.qualified(table)
 		switch {
 		case got == nil:
 			a.add(Finding{Check: CheckStorage, Severity: Error, Tenant: t.Name, Object: obj,
-				Message: fmt.Sprintf("%s %s is missing (version %d has it): requests that use it fail", want.kind, obj, ref.version)})
+				Message: fmt.Sprintf("%s %s is missing%s (version %d has it): requests that use it fail", want.kind, obj, onDatabase(db), ref.version)})
 			continue
 		case got.kind != want.kind:
 			a.add(Finding{Check: CheckStorage, Severity: Error, Tenant: t.Name, Object: obj,
@@ -225,6 +225,15 @@ func missingIndexCost(w index) string {
 		return "the uniqueness it enforces is not enforced, and lookups scan the table"
 	}
 	return "lookups that use it scan the table"
+}
+
+// onDatabase names db in a message when the deployment has more than one
+// database; with one, every finding is about it.
+func onDatabase(db *placement) string {
+	if db.control && db.alone {
+		return ""
+	}
+	return " on database " + db.name
 }
 
 // isArchived reports names tenantry gives the data of removed tenants.

@@ -114,7 +114,8 @@ func TestCheckHosts(t *testing.T) {
 
 func TestCheckSettings(t *testing.T) {
 	roomy := serverSettings{MaxConnections: 100, SuperuserReserved: 3, MaxFilesPerProcess: 1000, SharedBuffers: 128 << 20}
-	base := demand{Instances: 1, MaxOpenConns: 16, Groups: 16, Tenants: 100, RelationsPerTenant: 9, WorkingSet: 100 * 64 << 10}
+	base := demand{Instances: 1, MaxOpenConns: 16, Databases: []string{"main"}, Listeners: 1, Groups: 16,
+		Tenants: 100, MostTenants: 100, RelationsPerTenant: 9, WorkingSet: 100 * 64 << 10}
 	tests := []struct {
 		name     string
 		settings serverSettings
@@ -143,14 +144,14 @@ func TestCheckSettings(t *testing.T) {
 			// ⌈10,000 ÷ 32⌉ = 313 tenants × 9 + 100 = 2,917 files.
 			name: "files at 10,000 tenants", settings: roomy,
 			demand: func(d demand) demand {
-				d.Tenants, d.MaxOpenConns, d.Groups, d.WorkingSet = 10000, 32, 32, 10<<20
+				d.Tenants, d.MostTenants, d.MaxOpenConns, d.Groups, d.WorkingSet = 10000, 10000, 32, 32, 10<<20
 				return d
 			},
 			want: []string{"max_files_per_process"}, says: []string{"at least 2917"},
 		},
 		{
 			name: "one group serves every tenant", settings: roomy,
-			demand: func(d demand) demand { d.Tenants, d.Groups = 200, 1; return d },
+			demand: func(d demand) demand { d.Tenants, d.MostTenants, d.Groups = 200, 200, 1; return d },
 			want:   []string{"max_files_per_process"}, says: []string{"about 200 tenants"},
 		},
 		{
@@ -161,7 +162,34 @@ func TestCheckSettings(t *testing.T) {
 		},
 		{
 			name: "no tenants, nothing to size", settings: roomy,
-			demand: func(d demand) demand { d.Tenants, d.WorkingSet = 0, 1<<30; return d },
+			demand: func(d demand) demand { d.Tenants, d.MostTenants, d.WorkingSet = 0, 0, 1<<30; return d },
+		},
+		{
+			// Two databases on one server, the control one among them:
+			// 2 × (2 × 16 + 1) + 3 + 5 = 74.
+			name: "two databases on one server", settings: roomy,
+			demand: func(d demand) demand { d.Instances, d.Databases = 2, []string{"main", "b"}; return d },
+		},
+		{
+			name: "two databases on a small server", settings: serverSettings{MaxConnections: 73, SuperuserReserved: 3, MaxFilesPerProcess: 1000, SharedBuffers: 128 << 20},
+			demand: func(d demand) demand { d.Instances, d.Databases = 2, []string{"main", "b"}; return d },
+			want:   []string{"max_connections"}, says: []string{"2 instance(s) × (2 databases on this server (main, b) × database.max_open_conns 16 + 1 listener) + 3 reserved + 5 for operators need 74"},
+		},
+		{
+			// A placement's server has no LISTEN connection: 1 × 16 + 3 + 5 = 24.
+			name: "placement without the control database", settings: serverSettings{MaxConnections: 24, SuperuserReserved: 3, MaxFilesPerProcess: 1000, SharedBuffers: 128 << 20},
+			demand: func(d demand) demand { d.Databases, d.Listeners = []string{"b"}, 0; return d },
+		},
+		{
+			// Files per backend count only its own database's tenants:
+			// 10,000 tenants over two databases, the larger holding 6,000,
+			// ⌈6,000 ÷ 32⌉ = 188 × 9 + 100 = 1,792.
+			name: "files count the largest database", settings: roomy,
+			demand: func(d demand) demand {
+				d.Databases, d.Tenants, d.MostTenants, d.MaxOpenConns, d.Groups, d.WorkingSet = []string{"main", "b"}, 10000, 6000, 32, 32, 10<<20
+				return d
+			},
+			want: []string{"max_files_per_process"}, says: []string{"at least 1792"},
 		},
 	}
 	for _, tt := range tests {

@@ -72,13 +72,17 @@ func (o owners) of(l tenants.Layout, k relKey) string {
 	return ""
 }
 
-// checkUnowned looks at everything in the database that no catalog tenant
-// owns: tables in the shared schema besides the catalog's, and schemas or
-// prefixed tables of tenants that are not in the catalog. Archived data of
-// removed tenants is listed in the report, not found wanting.
-func (a *audit) checkUnowned(snap *snapshot) {
+// checkUnowned looks at everything on database db that no tenant placed
+// there owns: tables in the shared schema besides the catalog's (on the
+// control database; every table there on the others, which hold no
+// catalog), and schemas or prefixed tables of tenants that are not placed
+// on db. A schema of a tenant placed on another database is an orphan
+// too, and says so: it is what an interrupted move leaves, or (a warning)
+// the other side of a move still unfinished. Archived data of removed or
+// moved tenants is listed in the report, not found wanting.
+func (a *audit) checkUnowned(snap *snapshot, db *placement) {
 	l := a.d.Layout
-	o := newOwners(snap.tenants, a.set)
+	o := newOwners(db.tenants, a.set)
 	shared := ""
 	if l.Dialect == migrations.Postgres {
 		shared = tenants.SharedSchema
@@ -89,22 +93,22 @@ func (a *audit) checkUnowned(snap *snapshot) {
 	}
 
 	orphans := map[string]int{}
-	for _, s := range slices.Sorted(maps.Keys(snap.inv.schemas)) {
+	for _, s := range slices.Sorted(maps.Keys(db.inv.schemas)) {
 		switch {
-		case snap.inv.schemas[s], s == shared, prefixed && s == prefixHome:
+		case db.inv.schemas[s], s == shared, prefixed && s == prefixHome:
 		case isArchived(s):
-			a.rep.Archived = append(a.rep.Archived, s)
+			a.rep.Archived = append(a.rep.Archived, archived(db, s))
 		case !prefixed && o.bySchema[s] != "":
 		default:
 			orphans[s] = 0
 		}
 	}
 
-	keys := slices.SortedFunc(maps.Keys(snap.inv.rels), func(x, y relKey) int {
+	keys := slices.SortedFunc(maps.Keys(db.inv.rels), func(x, y relKey) int {
 		return strings.Compare(x.schema+"."+x.name, y.schema+"."+y.name)
 	})
 	for _, k := range keys {
-		r := snap.inv.rels[k]
+		r := db.inv.rels[k]
 		if r.extension || (r.kind != kindTable && r.kind != kindView) {
 			continue
 		}
@@ -120,21 +124,30 @@ func (a *audit) checkUnowned(snap *snapshot) {
 			obj = k.schema + "." + k.name
 		}
 		inShared := k.schema == shared
-		if inShared && catalogTables[k.name] {
+		if inShared && catalogTables[k.name] && db.control {
 			continue
 		}
 		if tenantHome := (prefixed && k.schema == prefixHome) || (!prefixed && o.bySchema[k.schema] != ""); tenantHome {
-			if a.tenantRelation(o, k, r, obj, prefixed) {
+			if a.tenantRelation(db, o, k, r, obj, prefixed) {
 				continue
 			}
 		}
 		switch p, ok := o.orphanPrefix(k.name); {
 		case prefixed && (k.schema == prefixHome) && ok:
-			a.add(Finding{Check: CheckOrphans, Severity: Error, Object: obj,
-				Message: fmt.Sprintf("%s %s has the prefix of schema %q, which no tenant in the catalog has: data nobody serves, and a tenant created with that schema would collide with it; archive or drop it once you know whose it is", r.kind, obj, p)})
+			f := Finding{Check: CheckOrphans, Severity: Error, Object: obj,
+				Message: fmt.Sprintf("%s %s has the prefix of schema %q, which no tenant in the catalog has: data nobody serves, and a tenant created with that schema would collide with it; archive or drop it once you know whose it is", r.kind, obj, p)}
+			if sev, why, ok := elsewhere(snap, db, p); ok {
+				f.Severity = sev
+				f.Message = fmt.Sprintf("%s %s has the prefix of schema %q, which no tenant placed on database %s has: %s", r.kind, obj, p, db.name, why)
+			}
+			a.add(f)
 		case prefixed && k.schema == prefixHome && !inShared:
 			a.add(Finding{Check: CheckOrphans, Severity: Error, Object: obj,
 				Message: fmt.Sprintf("%s %s is among the tenants' tables but belongs to no tenant in the catalog", r.kind, obj)})
+		case inShared && !db.control:
+			a.add(Finding{Check: CheckShared, Severity: Error, Object: obj,
+				Message: fmt.Sprintf("%s %s is in the shared schema of database %s, which holds no catalog (that is on %s): tenantry keeps nothing there, and tenant data must never live outside its tenant's schema; if it is an old catalog or another application's, move it off this database",
+					r.kind, obj, db.name, snap.placements[0].name)})
 		case inShared:
 			a.add(Finding{Check: CheckShared, Severity: Error, Object: obj,
 				Message: fmt.Sprintf("%s %s is in the shared schema but is not part of the catalog (tenants, tenant_hosts, schema_migrations): tenant data must never live there, outside every tenant's scope", r.kind, obj)})
@@ -142,16 +155,53 @@ func (a *audit) checkUnowned(snap *snapshot) {
 	}
 
 	for _, s := range slices.Sorted(maps.Keys(orphans)) {
-		a.add(Finding{Check: CheckOrphans, Severity: Error, Object: s,
-			Message: fmt.Sprintf("schema %s belongs to no tenant in the catalog (%s): data nobody serves, and a tenant created with this schema name would fail; archive or drop it once you know whose it is", s, tableCount(orphans[s]))})
+		f := Finding{Check: CheckOrphans, Severity: Error, Object: s,
+			Message: fmt.Sprintf("schema %s%s belongs to no tenant in the catalog (%s): data nobody serves, and a tenant created with this schema name would fail; archive or drop it once you know whose it is", s, onDatabase(db), tableCount(orphans[s]))}
+		if sev, why, ok := elsewhere(snap, db, s); ok {
+			f.Severity = sev
+			f.Message = fmt.Sprintf("schema %s on database %s belongs to no tenant placed there (%s): %s", s, db.name, tableCount(orphans[s]), why)
+		}
+		a.add(f)
 	}
+}
+
+// elsewhere explains an orphan on db named for the schema of a tenant
+// placed on another database. While that tenant's move to or from db is
+// unfinished (moving_to names db) the orphan is the move's other side, a
+// warning: the placements check reports the move. Otherwise it is what an
+// interrupted move leaves behind, and the tenant is served from its own
+// database, so this copy is nobody's.
+func elsewhere(snap *snapshot, db *placement, schema string) (Severity, string, bool) {
+	for _, t := range snap.tenants {
+		if t.Schema != schema {
+			continue
+		}
+		home := snap.databaseName(t.Database)
+		if snap.placement(t.Database) == nil {
+			return Error, fmt.Sprintf("tenant %s has this name but is placed on database %s, which is not configured (see its placements finding): if %s names this database wrongly, correct the tenant's row; otherwise this is what an interrupted move leaves", t.Name, home, home), true
+		}
+		if t.MovingTo == db.name {
+			return Warning, fmt.Sprintf("it is the other side of tenant %s's unfinished move between databases %s and %s (the copy before the switch, the source until it is retired); see the tenant's placements finding", t.Name, home, db.name), true
+		}
+		return Error, fmt.Sprintf("tenant %s, placed on database %s, has this name: this is what an interrupted move leaves (a copy not dropped before the switch, or a source not retired after it). The tenant is served from %s only; check that its data is there, then archive or drop this one", t.Name, home, home), true
+	}
+	return "", "", false
+}
+
+// archived names archived data for Report.Archived: as it is on the
+// control database, with the database's name on another.
+func archived(db *placement, name string) string {
+	if db.control {
+		return name
+	}
+	return name + " on database " + db.name
 }
 
 // tenantRelation handles a relation in a place where tenants' tables
 // live: an archived table, or a table of a catalog tenant that is either
 // one of the code's (fine) or not (a warning). It reports whether the
 // relation was accounted for.
-func (a *audit) tenantRelation(o owners, k relKey, r *relation, obj string, prefixed bool) bool {
+func (a *audit) tenantRelation(db *placement, o owners, k relKey, r *relation, obj string, prefixed bool) bool {
 	if prefixed && isArchived(k.name) {
 		group := k.name
 		for _, table := range o.sorted {
@@ -160,7 +210,7 @@ func (a *audit) tenantRelation(o owners, k relKey, r *relation, obj string, pref
 				break
 			}
 		}
-		a.rep.Archived = append(a.rep.Archived, qualify(k.schema, group))
+		a.rep.Archived = append(a.rep.Archived, archived(db, qualify(k.schema, group)))
 		return true
 	}
 	tenant, logical := o.bySchema[k.schema], k.name
