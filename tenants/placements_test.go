@@ -40,6 +40,8 @@ func TestPlacementsAcrossServers(t *testing.T) {
 		"b":    openRaw(t, b.DSN()),
 		"c":    openRaw(t, c.DSN()),
 	}
+	// Opened for the whole test, not the subtest that restarts c.
+	reopenC := func() *sql.DB { return openRaw(t, c.DSN()) }
 
 	const tenantsN = 30
 	names := make([]string, tenantsN)
@@ -173,6 +175,8 @@ func TestPlacementsAcrossServers(t *testing.T) {
 		if err := c.Start(); err != nil {
 			t.Fatal(err)
 		}
+		// The test's own connections to c died with it.
+		servers["c"] = reopenC()
 		testenv.Eventually(t, 20*time.Second, func() bool {
 			for _, name := range names {
 				status, _, err := call(ctx, client, env.URL1, name+".test:"+port, "GET", nil)
