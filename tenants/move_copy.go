@@ -17,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
+	"golang.org/x/time/rate"
 
 	"tenantry/database"
 	"tenantry/migrations"
@@ -113,7 +114,7 @@ func (m *mover) copyTable(ctx context.Context, s, d *pgx.Conn, tb *moveTable) er
 	if _, err := d.Exec(ctx, "TRUNCATE "+tb.qualified); err != nil {
 		return fmt.Errorf("empty %s on the target: %w", tb.name, err)
 	}
-	n, err := pipeCopy(ctx, s, d, "SELECT "+tb.cols+" FROM "+tb.qualified, tb)
+	n, err := pipeCopy(ctx, s, d, "SELECT "+tb.cols+" FROM "+tb.qualified, tb, m.throttle)
 	if err != nil {
 		return fmt.Errorf("copy %s: %w", tb.name, err)
 	}
@@ -126,15 +127,19 @@ func (m *mover) copyTable(ctx context.Context, s, d *pgx.Conn, tb *moveTable) er
 
 // pipeCopy streams the rows of query on s into tb on d, in COPY's binary
 // format, and returns how many rows d took.
-func pipeCopy(ctx context.Context, s, d *pgx.Conn, query string, tb *moveTable) (int64, error) {
+func pipeCopy(ctx context.Context, s, d *pgx.Conn, query string, tb *moveTable, lim *rate.Limiter) (int64, error) {
 	pr, pw := io.Pipe()
+	var from io.Reader = pr
+	if lim != nil {
+		from = &throttled{ctx: ctx, r: pr, lim: lim}
+	}
 	done := make(chan error, 1)
 	go func() {
 		_, err := s.PgConn().CopyTo(ctx, pw, "COPY ("+query+") TO STDOUT (FORMAT binary)")
 		_ = pw.CloseWithError(err)
 		done <- err
 	}()
-	tag, err := d.PgConn().CopyFrom(ctx, pr, "COPY "+tb.qualified+" ("+tb.cols+") FROM STDIN (FORMAT binary)")
+	tag, err := d.PgConn().CopyFrom(ctx, from, "COPY "+tb.qualified+" ("+tb.cols+") FROM STDIN (FORMAT binary)")
 	// A target that failed stops reading: the source's side must not
 	// block on the pipe for ever.
 	_ = pr.CloseWithError(errors.New("target stopped reading"))
@@ -335,12 +340,12 @@ func (m *mover) catchUp(ctx context.Context) error {
 // left it so); nil has d scanned.
 func (m *mover) syncTable(ctx context.Context, s, d *pgx.Conn, tb *moveTable, dstRows map[string]string) (map[string]string, int64, error) {
 	q := "SELECT " + tb.key + ", md5(ROW(" + tb.cols + ")::text) FROM " + tb.qualified
-	srcRows, err := rowHashes(ctx, s, q)
+	srcRows, err := rowHashes(ctx, s, q, m.throttle)
 	if err != nil {
 		return nil, 0, err
 	}
 	if dstRows == nil {
-		if dstRows, err = rowHashes(ctx, d, q); err != nil {
+		if dstRows, err = rowHashes(ctx, d, q, m.throttle); err != nil {
 			return nil, 0, err
 		}
 	}
@@ -367,7 +372,7 @@ func (m *mover) syncTable(ctx context.Context, s, d *pgx.Conn, tb *moveTable, ds
 			return nil, 0, err
 		}
 		q := "SELECT " + tb.cols + " FROM " + tb.qualified + " WHERE " + tb.match("current_setting('tenantry.move_keys')::text[]")
-		if _, err := pipeCopy(ctx, s, d, q, tb); err != nil {
+		if _, err := pipeCopy(ctx, s, d, q, tb, m.throttle); err != nil {
 			return nil, 0, fmt.Errorf("copy new rows: %w", err)
 		}
 	}
@@ -375,7 +380,7 @@ func (m *mover) syncTable(ctx context.Context, s, d *pgx.Conn, tb *moveTable, ds
 }
 
 // rowHashes returns key → hash for every row q yields.
-func rowHashes(ctx context.Context, pc *pgx.Conn, q string) (map[string]string, error) {
+func rowHashes(ctx context.Context, pc *pgx.Conn, q string, lim *rate.Limiter) (map[string]string, error) {
 	rows, err := pc.Query(ctx, q, pgx.QueryExecModeExec)
 	if err != nil {
 		return nil, err
@@ -384,9 +389,40 @@ func rowHashes(ctx context.Context, pc *pgx.Conn, q string) (map[string]string, 
 	var k, h string
 	_, err = pgx.ForEachRow(rows, []any{&k, &h}, func() error {
 		out[k] = h
+		// Reading slower slows the server's scan too: it waits to send.
+		if lim != nil && len(out)%hashBatch == 0 {
+			return lim.WaitN(ctx, hashBatch*(len(k)+len(h)))
+		}
 		return nil
 	})
 	return out, err
+}
+
+// hashBatch is how many row hashes rowHashes reads between two waits on
+// its limiter.
+const hashBatch = 256
+
+// throttleBurst is the most a throttled copy reads at once.
+const throttleBurst = 64 << 10
+
+// throttled reads r no faster than lim allows.
+type throttled struct {
+	ctx context.Context
+	r   io.Reader
+	lim *rate.Limiter
+}
+
+func (t *throttled) Read(p []byte) (int, error) {
+	if len(p) > throttleBurst {
+		p = p[:throttleBurst]
+	}
+	n, err := t.r.Read(p)
+	if n > 0 {
+		if werr := t.lim.WaitN(t.ctx, n); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	return n, err
 }
 
 // syncSequences sets every sequence of the schema on d to its value on s.

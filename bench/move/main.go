@@ -65,6 +65,7 @@ type options struct {
 	readers, writers     int
 	otherClients         int
 	before, after, grace time.Duration
+	copyRate             int64
 	out                  string
 }
 
@@ -82,6 +83,7 @@ func main() {
 	flag.DurationVar(&o.before, "before", 10*time.Second, "load before the move (the baseline window)")
 	flag.DurationVar(&o.after, "after", 3*time.Second, "load after the move")
 	flag.DurationVar(&o.grace, "grace", time.Second, "MoveOptions.Grace")
+	flag.Int64Var(&o.copyRate, "copy-rate", 0, "MoveOptions.CopyRate in bytes/s (0: the default; negative: unbounded)")
 	flag.StringVar(&o.out, "out", "", "also write the markdown report to this file")
 	flag.Parse()
 	if o.dsnA == "" {
@@ -308,7 +310,7 @@ func drive(ctx context.Context, o options, cat *tenants.Catalog, base string) (*
 	case <-time.After(o.before):
 	}
 	res.moveStart = time.Now()
-	rep, err := cat.Move(ctx, moverName, tenants.MoveOptions{To: "b", Grace: o.grace})
+	rep, err := cat.Move(ctx, moverName, tenants.MoveOptions{To: "b", Grace: o.grace, CopyRate: o.copyRate})
 	res.moveEnd = time.Now()
 	if err != nil {
 		stopLoad()
@@ -399,9 +401,9 @@ func markdown(o options, r *result) string {
 	fmt.Fprintf(&b, "Machine: %s, %d CPUs, %s, %s. Service in the load generator's process.\n\n",
 		benchdb.CPUModel(), runtime.NumCPU(), benchdb.Memory(), runtime.Version())
 	fmt.Fprintf(&b, "Method: %d users on the moving tenant, %d other tenants of %d users; %d readers and %d writers on the mover, "+
-		"%d readers on the others, all closed-loop; %s of load, then Catalog.Move to the other database (grace %s), then %s more. "+
+		"%d readers on the others, all closed-loop; %s of load, then Catalog.Move to the other database (grace %s, copy rate %s), then %s more. "+
 		"Placements: a=%s, b=%s (control %s).\n\n",
-		o.users, o.others, o.otherUsers, o.readers, o.writers, o.otherClients, o.before, o.grace, o.after,
+		o.users, o.others, o.otherUsers, o.readers, o.writers, o.otherClients, o.before, o.grace, copyRate(o.copyRate), o.after,
 		redact(o.dsnA), redact(o.dsnB), redact(o.dsn))
 	b.WriteString("| figure | value | goal |\n|---|---|---|\n")
 	fmt.Fprintf(&b, "| rows moved | %d (%d caught up during the pause) | |\n", r.rep.Rows, r.rep.CaughtUp)
@@ -415,6 +417,14 @@ func markdown(o options, r *result) string {
 	fmt.Fprintf(&b, "| others' p50 before / during the move | %.1f / %.1f ms | |\n", ms(quantile(before, 0.5)), ms(quantile(during, 0.5)))
 	fmt.Fprintf(&b, "| others' p99 before / during the move | %.1f / %.1f ms (%.2f×; %d / %d requests) | ≤ 1.5× |\n",
 		ms(p99b), ms(p99d), ratio, len(before), len(during))
+	// Which part of the move costs the others: the bulk copy (writes on),
+	// the pause (catch-up and verification), or the grace and retirement.
+	copyEnd := r.moveStart.Add(r.rep.Copy)
+	pauseEnd := copyEnd.Add(r.rep.WritePause)
+	fmt.Fprintf(&b, "| others' p99 in the copy / the pause / the grace and retirement | %.1f / %.1f / %.1f ms | |\n",
+		ms(quantile(window(r.other, r.moveStart, copyEnd), 0.99)),
+		ms(quantile(window(r.other, copyEnd, pauseEnd), 0.99)),
+		ms(quantile(window(r.other, pauseEnd, r.moveEnd), 0.99)))
 	codes := make([]string, 0, len(writeCodes))
 	for k, n := range writeCodes {
 		codes = append(codes, fmt.Sprintf("%s: %d", k, n))
@@ -432,4 +442,15 @@ func redact(dsn string) string {
 		rest = rest[:i]
 	}
 	return rest
+}
+
+// copyRate describes MoveOptions.CopyRate as the move applies it.
+func copyRate(r int64) string {
+	switch {
+	case r == 0:
+		return fmt.Sprintf("default %d KiB/s", tenants.DefaultMoveCopyRate>>10)
+	case r < 0:
+		return "unbounded"
+	}
+	return fmt.Sprintf("%d KiB/s", r>>10)
 }
