@@ -57,10 +57,11 @@ func (m *mover) onTarget(ctx context.Context, fn func(*pgx.Conn) error) error {
 	return database.Classify(withPgx(conn, fn))
 }
 
-// bulkCopy copies every table from one snapshot of the source to the
-// target, whose tables it empties first (the record table was filled by
-// provisioning; the source's own records are what it must hold).
-func (m *mover) bulkCopy(ctx context.Context) error {
+// fromSnapshot runs fn with a dedicated connection to the source, inside
+// a REPEATABLE READ, READ ONLY transaction (one snapshot of the tenant),
+// and one to the target; what committing the source's side means is
+// fn's business: it ends with the snapshot's COMMIT.
+func (m *mover) fromSnapshot(ctx context.Context, step string, fn func(s, d *pgx.Conn) error) error {
 	src, err := m.pools.Conn(ctx, m.from)
 	if err != nil {
 		return fmt.Errorf("connect to the source: %w", database.Classify(err))
@@ -79,27 +80,39 @@ func (m *mover) bulkCopy(ctx context.Context) error {
 			if err := longStatements(ctx, s); err != nil {
 				return err
 			}
-			tables, err := m.describe(ctx, s, d)
-			if err != nil {
+			if err := fn(s, d); err != nil {
 				return err
 			}
-			m.tables = tables
-			for i := range m.tables {
-				if err := m.hook("copy " + m.tables[i].name); err != nil {
-					return err
-				}
-				if err := m.copyTable(ctx, s, d, &m.tables[i]); err != nil {
-					return err
-				}
-			}
-			_, err = s.Exec(ctx, "COMMIT")
+			_, err := s.Exec(ctx, "COMMIT")
 			return err
 		})
 	})
 	if err != nil {
-		return fmt.Errorf("bulk copy: %w", database.Classify(err))
+		return fmt.Errorf("%s: %w", step, database.Classify(err))
 	}
 	return nil
+}
+
+// bulkCopy copies every table from one snapshot of the source to the
+// target, whose tables it empties first (the record table was filled by
+// provisioning; the source's own records are what it must hold).
+func (m *mover) bulkCopy(ctx context.Context) error {
+	return m.fromSnapshot(ctx, "bulk copy", func(s, d *pgx.Conn) error {
+		tables, err := m.describe(ctx, s, d)
+		if err != nil {
+			return err
+		}
+		m.tables = tables
+		for i := range m.tables {
+			if err := m.hook("copy " + m.tables[i].name); err != nil {
+				return err
+			}
+			if err := m.copyTable(ctx, s, d, &m.tables[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // copyTable empties one table on the target and copies the source's rows
@@ -157,52 +170,27 @@ func pipeCopy(ctx context.Context, s, d *pgx.Conn, query string, tb *moveTable, 
 // remembers every row's hash, so that the pause has only the writes made
 // since to catch up, found with one scan of the source.
 func (m *mover) prepass(ctx context.Context) error {
-	src, err := m.pools.Conn(ctx, m.from)
-	if err != nil {
-		return fmt.Errorf("connect to the source: %w", database.Classify(err))
-	}
-	defer m.release(src)
-	dst, err := m.pools.Conn(ctx, m.to)
-	if err != nil {
-		return fmt.Errorf("connect to the target: %w", database.Classify(err))
-	}
-	defer m.release(dst)
 	m.known = map[string]map[string]string{}
-	err = withPgx(src, func(s *pgx.Conn) error {
-		return withPgx(dst, func(d *pgx.Conn) error {
-			// One snapshot for the hashes and the rows copied after them,
-			// so that the target holds exactly what the hashes say.
-			if _, err := s.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); err != nil {
-				return err
-			}
-			if err := longStatements(ctx, s); err != nil {
-				return err
-			}
-			if _, err := d.Exec(ctx, "BEGIN"); err != nil {
-				return err
-			}
-			if err := longStatements(ctx, d); err != nil {
-				return err
-			}
-			for i := range m.tables {
-				tb := &m.tables[i]
-				hashes, _, err := m.syncTable(ctx, s, d, tb, nil)
-				if err != nil {
-					return fmt.Errorf("pre-pass %s: %w", tb.name, err)
-				}
-				m.known[tb.name] = hashes
-			}
-			if _, err := d.Exec(ctx, "COMMIT"); err != nil {
-				return err
-			}
-			_, err := s.Exec(ctx, "COMMIT")
+	// One snapshot for the hashes and the rows copied after them, so that
+	// the target holds exactly what the hashes say.
+	return m.fromSnapshot(ctx, "pre-pass", func(s, d *pgx.Conn) error {
+		if _, err := d.Exec(ctx, "BEGIN"); err != nil {
 			return err
-		})
+		}
+		if err := longStatements(ctx, d); err != nil {
+			return err
+		}
+		for i := range m.tables {
+			tb := &m.tables[i]
+			hashes, _, err := m.syncTable(ctx, s, d, tb, nil)
+			if err != nil {
+				return fmt.Errorf("pre-pass %s: %w", tb.name, err)
+			}
+			m.known[tb.name] = hashes
+		}
+		_, err := d.Exec(ctx, "COMMIT")
+		return err
 	})
-	if err != nil {
-		return fmt.Errorf("pre-pass: %w", database.Classify(err))
-	}
-	return nil
 }
 
 // setPaused sets WritesPaused and announces it: from then on every

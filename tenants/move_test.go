@@ -51,19 +51,9 @@ func newMoveEnv(t *testing.T) *moveEnv {
 	me := &moveEnv{top: t, env: env, cat: env.App.Catalog, east: east, west: west, port: testenv.Port(env.Addr1),
 		client: &http.Client{Timeout: 15 * time.Second},
 		raw: map[string]*sql.DB{
-			"main": mvOpen(t, env.App.Config.Database.DSN), "east": mvOpen(t, east.DSN()), "west": mvOpen(t, west.DSN()),
+			"main": openRaw(t, env.App.Config.Database.DSN), "east": openRaw(t, east.DSN()), "west": openRaw(t, west.DSN()),
 		}}
 	return me
-}
-
-func mvOpen(t *testing.T, dsn string) *sql.DB {
-	t.Helper()
-	db, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	return db
 }
 
 // reopen replaces the raw connections to db, broken by its restart.
@@ -73,7 +63,7 @@ func (me *moveEnv) reopen(t *testing.T, db string) {
 	if db == "west" {
 		dsn = me.west.DSN()
 	}
-	me.raw[db] = mvOpen(me.top, dsn)
+	me.raw[db] = openRaw(me.top, dsn)
 }
 
 func (me *moveEnv) host(name string) string { return name + ".test:" + me.port }
