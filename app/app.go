@@ -21,6 +21,7 @@ import (
 	"tenantry/admin"
 	"tenantry/config"
 	"tenantry/database"
+	"tenantry/fault"
 	"tenantry/handlers"
 	"tenantry/metrics"
 	"tenantry/middleware"
@@ -357,14 +358,11 @@ func (a *App) Serve(ctx context.Context, lns []net.Listener) error {
 	// Re-ranks the tenants that keep metrics series of their own.
 	bg.Go(func() { a.Metrics.Run(bgCtx) })
 	// A move that a killed process left half-way keeps its tenant's writes
-	// paused (or its source unretired) until someone finishes it: the
-	// first instance to start does. Moves still running elsewhere hold
-	// their lock and are left alone.
-	bg.Go(func() {
-		if err := a.Catalog.RecoverMoves(bgCtx); err != nil && bgCtx.Err() == nil {
-			a.Log.Warn("could not finish the moves a stopped process left; they are retried at the next start or move", "err", err)
-		}
-	})
+	// paused (or its source unretired) until someone finishes it: every
+	// instance looks at start and every RecoverMovesEvery after, so a
+	// crashed mover pauses its tenant's writes for seconds, not until the
+	// next deploy. Moves still running hold their lock and are left alone.
+	bg.Go(func() { a.recoverMoves(bgCtx) })
 	if live != nil {
 		bg.Go(func() {
 			if err := live.Run(bgCtx); err != nil {
@@ -408,6 +406,28 @@ func (a *App) Serve(ctx context.Context, lns []net.Listener) error {
 		}
 	}
 	return errors.Join(append([]error{serveErr}, errs...)...)
+}
+
+// RecoverMovesEvery is how often a serving instance finishes the moves
+// that a killed process left (tenants.Catalog.RecoverMoves): one query
+// when there are none.
+const RecoverMovesEvery = 5 * time.Second
+
+func (a *App) recoverMoves(ctx context.Context) {
+	tick := time.NewTicker(RecoverMovesEvery)
+	defer tick.Stop()
+	for {
+		// A database that is down is the health log's to report, once,
+		// not this loop's every few seconds.
+		if err := a.Catalog.RecoverMoves(ctx); err != nil && ctx.Err() == nil && !fault.KindOf(err).Transient() {
+			a.Log.Warn("could not finish the moves a stopped process left; trying again", "err", err, "in", RecoverMovesEvery)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // adminOutlasts reports the admin requests that keep no request

@@ -25,6 +25,19 @@ const propagationLimit = time.Second
 type instance struct {
 	name, addr, admin, token string
 	log                      *testenv.Buffer
+	cmd                      *exec.Cmd
+	// killed is set by kill: the process is gone, not to be stopped.
+	killed bool
+}
+
+// kill stops the process as a crash or kill -9 would.
+func (in *instance) kill(t *testing.T) {
+	t.Helper()
+	if err := in.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = in.cmd.Wait()
+	in.killed = true
 }
 
 // cluster is several instances (and CLI runs) over one database.
@@ -44,7 +57,11 @@ func (c *cluster) start(t *testing.T, name, token string) *instance {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	in.cmd = cmd
 	t.Cleanup(func() {
+		if in.killed {
+			return
+		}
 		_ = cmd.Process.Signal(os.Interrupt)
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
