@@ -39,6 +39,11 @@ var (
 	// exist: the tenant was removed or archived while the request ran.
 	ErrGone = &fault.Error{Kind: fault.Gone, Code: "tenant-gone", Title: "Workspace not found",
 		Message: "This workspace no longer exists."}
+	// ErrMoved is a write to a tenant's old database after a move sealed
+	// it (MovedSQLState): the tenant is served from another database now,
+	// and a retry reaches it there. Nothing of the statement was written.
+	ErrMoved = &fault.Error{Kind: fault.Unavailable, Code: "tenant-moved", Title: "Workspace moved",
+		Message: "This workspace was moved to another database while the request ran; nothing was changed. Retry after the number of seconds in Retry-After."}
 	// ErrCanceled is a statement whose request was cancelled (its client
 	// went away).
 	ErrCanceled = &fault.Error{Kind: fault.Canceled, Code: "canceled", Title: "Request canceled",
@@ -132,9 +137,16 @@ func pgKind(code string, tenant bool) *fault.Error {
 		return ErrContention
 	case tenant && (code == "42P01" || code == "3F000"): // undefined_table, invalid_schema_name
 		return ErrGone
+	case code == MovedSQLState:
+		return ErrMoved
 	}
 	return nil
 }
+
+// MovedSQLState is the SQLSTATE a moved tenant's old tables raise on any
+// write (tenants.Catalog.Move seals them before its switch): a class of
+// its own, which no PostgreSQL error uses.
+const MovedSQLState = "T0M01"
 
 // SQLite result codes (sqlite.org/rescode.html); the low byte of an
 // extended code is its primary code.

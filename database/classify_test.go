@@ -418,6 +418,7 @@ func TestClassifyTable(t *testing.T) {
 		{"40P01 deadlock_detected", pg("40P01"), fault.Contention, false},
 		{"42P01 undefined_table", pg("42P01"), fault.Gone, false},
 		{"3F000 invalid_schema_name", pg("3F000"), fault.Gone, false},
+		{"T0M01 a moved tenant's sealed source", pg(database.MovedSQLState), fault.Unavailable, false},
 		{"23505 unique_violation", pg("23505"), fault.Internal, true},
 		{"28P01 invalid_password", pg("28P01"), fault.Internal, true},
 		{"3D000 invalid_catalog_name", pg("3D000"), fault.Internal, true},

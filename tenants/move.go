@@ -23,10 +23,10 @@ type MoveOptions struct {
 	// DropSource drops the source schema after the switch instead of
 	// keeping it under an archive name.
 	DropSource bool
-	// Grace is how long the source stays fenced after the switch before
-	// it is retired (default 1 s): long enough for every instance to
-	// have reloaded the catalog, so that only an instance that missed the
-	// announcement still sends the tenant's statements to the source.
+	// Grace is how long the sealed source is kept readable after the
+	// switch before it is retired (default 1 s): long enough for every
+	// instance to have reloaded the catalog, so that only an instance
+	// that missed the announcement still reads the tenant from the source.
 	Grace time.Duration
 	// LockTimeout bounds each attempt to fence the source (default 1 s):
 	// the fence waits for the tenant's running writes, and an attempt that
@@ -155,19 +155,24 @@ var errAbandon = errors.New("move abandoned")
 //     source's values. Then each table's row count and checksum (read
 //     by the target's server) must equal the source's, or the move is
 //     undone. The pause thus costs one scan of each side.
-//  5. Switch: the marker is removed and one catalog transaction points
+//  5. Seal: a statement trigger on every source table refuses any write
+//     (database.MovedSQLState, 503 tenant-moved), committed with the
+//     fence: from here no write reaches the source whatever happens to
+//     this process. A write that waited on the fence fails on it,
+//     unacknowledged.
+//  6. Switch: the marker is removed and one catalog transaction points
 //     the tenant at the target and ends the pause; it is announced.
-//  6. After opts.Grace the fenced source is renamed to its archive name
-//     (archived_<schema>_<time>, as Remove does) in the fence
-//     transaction; with DropSource the archive is then dropped. A write
-//     that an instance still sent to the source waited on the fence and
-//     then finds no table: it fails as database.ErrGone, unacknowledged.
+//  7. After opts.Grace the sealed source is renamed to its archive name
+//     (archived_<schema>_<time>, as Remove does); with DropSource the
+//     archive is then dropped.
 //
 // Any failure before the switch undoes the move (ErrMoveFailed when it
-// was transient): the pause and MovingTo are cleared, the copy dropped;
+// was transient): the seal dropped, the pause and MovingTo cleared, the
+// copy dropped;
 // the tenant is served from its source with nothing lost, and the move can
 // be sent again. A process killed during a move leaves MovingTo (and
-// perhaps WritesPaused) set: RecoverMoves, which Move runs first for its
+// perhaps WritesPaused, and its seal) set: RecoverMoves, which every
+// serving instance runs every few seconds and Move runs first for its
 // tenant, finishes the cleanup.
 func (c *Catalog) Move(ctx context.Context, name string, opts MoveOptions) (MoveReport, error) {
 	opts = opts.withDefaults()
@@ -268,13 +273,16 @@ type mover struct {
 	from, to string
 	lock     *sql.Conn // holds the move lock (control)
 	// fence holds the source's fence transaction from the pause to the
-	// retirement.
+	// seal.
 	fence  *sql.Conn
 	tables []moveTable
 	// known holds, per table, the key → row hash of what the target
 	// holds since the pre-pass: the pause then scans the source once and
 	// the target only to verify it.
 	known map[string]map[string]string
+	// sealing is set once sealSource has begun: the source may refuse
+	// writes from then on, until the switch or dropSeal.
+	sealing bool
 	// throttle bounds reading the source before the pause (CopyRate).
 	throttle *rate.Limiter
 	rep      *MoveReport
@@ -409,7 +417,60 @@ func (m *mover) beforeSwitch(ctx context.Context, pauseStart *time.Time) error {
 	if err := m.hook("fenced"); err != nil {
 		return err
 	}
-	return m.catchUp(ctx)
+	if err := m.catchUp(ctx); err != nil {
+		return err
+	}
+	return m.sealSource(ctx)
+}
+
+// sealFunction is the trigger function that refuses every write to a
+// moved tenant's source tables (MovedSQLState); dropping it (CASCADE)
+// drops its triggers too.
+const sealFunction = "tenantry_moved"
+
+// sealSource makes the source's tables refuse every write, with a
+// statement trigger on each, and commits that with the fence transaction:
+// from then on no write can reach the source, from any instance and
+// whatever happens to this process, without holding a lock for it. A
+// write that waited on the fence fails on the seal (503 tenant-moved).
+// Until the switch the seal is undone with the move (abort, RecoverMoves:
+// dropSeal); after it, it stays with the archive.
+func (m *mover) sealSource(ctx context.Context) error {
+	// From here a failure may have left the seal (its COMMIT's answer
+	// lost): abort must look.
+	m.sealing = true
+	schema := migrations.Quote(m.t.Schema)
+	fn := schema + "." + migrations.Quote(sealFunction)
+	err := withPgx(m.fence, func(pc *pgx.Conn) error {
+		if _, err := pc.Exec(ctx, "CREATE FUNCTION "+fn+"() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "+
+			"RAISE EXCEPTION 'tenant moved to another database; retry' USING ERRCODE = '"+database.MovedSQLState+"'; END $$"); err != nil {
+			return err
+		}
+		for _, tb := range m.tables {
+			if _, err := pc.Exec(ctx, "CREATE TRIGGER "+migrations.Quote(sealFunction)+" BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON "+
+				tb.qualified+" FOR EACH STATEMENT EXECUTE FUNCTION "+fn+"()"); err != nil {
+				return err
+			}
+		}
+		_, err := pc.Exec(ctx, "COMMIT")
+		return err
+	})
+	m.releaseFence()
+	if err != nil {
+		return fmt.Errorf("seal the source: %w", database.Classify(err))
+	}
+	return nil
+}
+
+// dropSeal undoes sealSource on the schema of t on placement: the tenant
+// is served from there again.
+func (c *Catalog) dropSeal(ctx context.Context, placement string, t *Tenant) error {
+	err := c.on(ctx, placement).Exec("DROP FUNCTION IF EXISTS " + migrations.Quote(t.Schema) + "." +
+		migrations.Quote(sealFunction) + "() CASCADE").Error
+	if err != nil {
+		return fmt.Errorf("unseal %q: %w", t.Schema, err)
+	}
+	return nil
 }
 
 // switchOver removes the marker from the target and flips the catalog in
@@ -442,8 +503,8 @@ func (m *mover) switchOver(ctx context.Context) error {
 	return nil
 }
 
-// retire, after the grace, renames the fenced source schema to its
-// archive name in the fence transaction, drops the archive when asked,
+// retire, after the grace, renames the sealed source schema to its
+// archive name, drops the archive when asked,
 // and clears MovingTo. It runs to its end even when ctx ends: the move
 // has happened. A failure leaves RetirePending for RecoverMoves.
 func (m *mover) retire(ctx context.Context) {
@@ -454,14 +515,10 @@ func (m *mover) retire(ctx context.Context) {
 	grace := time.NewTimer(m.opts.Grace)
 	<-grace.C
 	archived := archiveName(m.t.Schema)
-	err := withPgx(m.fence, func(pc *pgx.Conn) error {
-		if _, err := pc.Exec(ctx, "ALTER SCHEMA "+migrations.Quote(m.t.Schema)+" RENAME TO "+migrations.Quote(archived)); err != nil {
-			return err
-		}
-		_, err := pc.Exec(ctx, "COMMIT")
-		return err
-	})
-	m.releaseFence()
+	// The source is sealed already: the rename only ends the reads of
+	// instances that still have the old placement (ErrGone, then 503
+	// tenant-moved once they have the new one).
+	err := m.c.on(ctx, m.from).Exec("ALTER SCHEMA " + migrations.Quote(m.t.Schema) + " RENAME TO " + migrations.Quote(archived)).Error
 	if err == nil {
 		err = m.hook("retired")
 	}
@@ -514,6 +571,17 @@ func (m *mover) abort(ctx context.Context, cause error) {
 	m.releaseFence()
 	m.c.log.WarnContext(ctx, "tenant move failed; undoing it, the tenant stays on its source",
 		"tenant", m.t.Name, "from", m.rep.From, "to", m.rep.To, "err", cause)
+	// A move that failed after sealing its source (its switch) must
+	// unseal it before writes may resume; if that fails too, the move
+	// stays recorded and RecoverMoves unseals it.
+	if !m.sealing {
+		// Nothing to unseal; the source may be down, which must not keep
+		// the catalog saying the tenant's writes are paused.
+	} else if err := m.c.dropSeal(ctx, m.from, m.t); err != nil {
+		m.c.log.ErrorContext(ctx, "tenant move undone, but its source could not be unsealed; RecoverMoves will",
+			"tenant", m.t.Name, "err", err)
+		return
+	}
 	// Only while the catalog says the tenant is on its source is the
 	// schema on the target a copy: a switch whose answer was lost may
 	// have committed.

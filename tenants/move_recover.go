@@ -60,6 +60,12 @@ func (c *Catalog) RecoverMoves(ctx context.Context) error {
 // dropped; without, a source the switch left (or a copy finished just
 // before a switch that did not happen), archived, never dropped.
 func (c *Catalog) recoverMove(ctx context.Context, t *Tenant) error {
+	// The schema served (on t.Database) is never sealed: a move killed
+	// between its seal and its switch left the seal on the source it is
+	// undone to. Unsealed first, so that writes resume when unpaused.
+	if err := c.dropSeal(ctx, t.Database, t); err != nil {
+		return err
+	}
 	if t.WritesPaused {
 		// No move runs: whatever the rest needs, writes resume now.
 		if err := c.db.WithContext(ctx).Model(&Tenant{}).Where("id = ?", t.ID).Updates(map[string]any{"writes_paused": false}).Error; err != nil {

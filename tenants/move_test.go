@@ -162,6 +162,7 @@ func TestMove(t *testing.T) {
 
 	t.Run("fails at each phase and is retried", func(t *testing.T) {
 		tn := me.create(t, "mvfail", "east", 50)
+		written := 50
 		phases := []string{"marked", "target", "copy idempotency_keys", "copy users", "copied", "paused", "fenced", "caught-up", "verified"}
 		for _, phase := range phases {
 			hctx := tenants.WithMoveHook(ctx, func(p string) error {
@@ -173,13 +174,19 @@ func TestMove(t *testing.T) {
 			if _, err := me.cat.Move(hctx, tn.Name, tenants.MoveOptions{To: "west", Grace: time.Millisecond}); err == nil {
 				t.Fatalf("move failing at %s: no error", phase)
 			}
-			me.checkAt(t, tn.Name, "east", 50)
+			me.checkAt(t, tn.Name, "east", written)
+			// Undone means writable again: no seal, no fence left.
+			if code, body, err := me.send(ctx, me.env.URL1, tn.Name, http.MethodPost, "/api/users",
+				fmt.Sprintf(`{"name":"After","email":"failed-at-%d@example.com"}`, written)); err != nil || code != http.StatusCreated {
+				t.Fatalf("write after the move failed at %s: %d %v %s", phase, code, err, body)
+			}
+			written++
 		}
 		rep, err := me.cat.Move(ctx, tn.Name, tenants.MoveOptions{To: "west", Grace: time.Millisecond})
 		if err != nil {
 			t.Fatalf("retry: %v", err)
 		}
-		me.checkAt(t, tn.Name, "west", 50)
+		me.checkAt(t, tn.Name, "west", written)
 		if rep.ArchivedAs == "" || !me.hasSchema(t, "east", rep.ArchivedAs) {
 			t.Errorf("archived as %q: not on east", rep.ArchivedAs)
 		}
@@ -338,7 +345,7 @@ func TestMove(t *testing.T) {
 		me.checkAt(t, "mvref", "east", 1)
 	})
 
-	t.Run("stale instance's write fails after retirement", func(t *testing.T) { testMoveStaleWrite(t, me) })
+	t.Run("stale instance's write fails on the sealed source", func(t *testing.T) { testMoveStaleWrite(t, me) })
 }
 
 // retryMove moves name to db, sending the move again while it fails
@@ -502,8 +509,9 @@ func testMoveUnderLoad(t *testing.T, me *moveEnv) {
 }
 
 // testMoveStaleWrite sends a write through an instance whose cache still
-// has the tenant on its source, after the switch: it waits on the fence,
-// then fails as gone when the source is archived, and lands nowhere.
+// has the tenant on its source, during the pause: it waits on the fence,
+// then fails on the seal the move puts on the source before its switch
+// (503 tenant-moved), and lands nowhere.
 func testMoveStaleWrite(t *testing.T, me *moveEnv) {
 	ctx := t.Context()
 	tn := me.create(t, "mvstale", "east", 5)
@@ -525,7 +533,7 @@ func testMoveStaleWrite(t *testing.T, me *moveEnv) {
 	}
 	done := make(chan answer, 1)
 	hctx := tenants.WithMoveHook(ctx, func(p string) error {
-		if p != "switched" {
+		if p != "fenced" {
 			return nil
 		}
 		go func() {
@@ -545,8 +553,8 @@ func testMoveStaleWrite(t *testing.T, me *moveEnv) {
 		t.Fatal(err)
 	}
 	a := <-done
-	if a.err != nil || a.code != http.StatusNotFound || !strings.Contains(a.body, "tenant-gone") {
-		t.Errorf("stale write: %d %v %s; want 404 tenant-gone", a.code, a.err, a.body)
+	if a.err != nil || a.code != http.StatusServiceUnavailable || !strings.Contains(a.body, "tenant-moved") {
+		t.Errorf("stale write: %d %v %s; want 503 tenant-moved (the sealed source refused it)", a.code, a.err, a.body)
 	}
 	me.checkAt(t, tn.Name, "west", 5)
 	if got := me.users(t, "east", rep.ArchivedAs); got != 5 {

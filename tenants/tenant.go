@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"tenantry/database"
 	"tenantry/fault"
 )
 
@@ -106,13 +107,12 @@ var (
 	// wait for the switch.
 	ErrWritesPaused = &fault.Error{Kind: fault.Unavailable, Code: "tenant-moving", Title: "Workspace being moved",
 		Message: "This workspace is being moved; writes resume within seconds. Retry after the number of seconds in Retry-After."}
-	// ErrMoved means the tenant's tables went away under a request because
-	// a move switched the tenant to another database and retired its
-	// source (a write queued behind the move's fence on an instance that
-	// had the old placement); retried, the request is served from the new
-	// database. Nothing of it was written.
-	ErrMoved = &fault.Error{Kind: fault.Unavailable, Code: "tenant-moved", Title: "Workspace moved",
-		Message: "This workspace was moved to another database while the request ran; nothing was changed. Retry after the number of seconds in Retry-After."}
+	// ErrMoved means the tenant's tables went away, or refused a write,
+	// under a request because a move switched the tenant to another
+	// database: a write sent to the sealed source, or a statement that
+	// found the source retired (handlers tell that from a removal).
+	// Retried, the request is served from the new database.
+	ErrMoved = database.ErrMoved
 	// ErrNoTenant means a tenant-owned table was queried with no tenant in
 	// the statement's context: a fault of the code, never of the client.
 	ErrNoTenant = errors.New("no tenant in context")
