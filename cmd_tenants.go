@@ -117,8 +117,9 @@ func tenantsCommand(stderr io.Writer) *cobra.Command {
 func moveCommand(stderr io.Writer) *cobra.Command {
 	var to string
 	var dropSource, asJSON bool
+	var copyRate int64
 	cmd := &cobra.Command{
-		Use:   "move NAME --to DATABASE [--drop-source] [--json]",
+		Use:   "move NAME --to DATABASE [--drop-source] [--copy-rate BYTES] [--json]",
 		Short: "Move a tenant's data to another configured database while it is served",
 		Long: `Move a tenant's schema to another configured database (see tenantry databases
 list) while it is served: its tables are copied while reads and writes go on,
@@ -133,7 +134,10 @@ leaves the tenant served from where it was, and can be run again.`,
 				if _, err := a.Catalog.CheckMove(ctx, args[0], to); err != nil {
 					return err
 				}
-				rep, err := a.Catalog.Move(ctx, args[0], tenants.MoveOptions{To: to, DropSource: dropSource})
+				if copyRate < 0 {
+					return fmt.Errorf("--copy-rate %d: want 0 (the default) or a number of bytes a second", copyRate)
+				}
+				rep, err := a.Catalog.Move(ctx, args[0], tenants.MoveOptions{To: to, DropSource: dropSource, CopyRate: copyRate})
 				if err != nil {
 					return err
 				}
@@ -143,6 +147,7 @@ leaves the tenant served from where it was, and can be run again.`,
 	}
 	cmd.Flags().StringVar(&to, "to", "", "the configured database to move to (required)")
 	cmd.Flags().BoolVar(&dropSource, "drop-source", false, "drop the old schema after the switch instead of archiving it")
+	cmd.Flags().Int64Var(&copyRate, "copy-rate", 0, "bytes a second the bulk copy reads at most while the tenant is served (0: 1 MiB/s; faster costs the neighbours' latency)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the move's report as JSON (POST /admin/tenants/NAME/move's answer)")
 	_ = cmd.MarkFlagRequired("to")
 	return cmd

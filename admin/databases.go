@@ -39,11 +39,18 @@ type moveRequest struct {
 	// DropSource drops the tenant's old schema once the move is done
 	// instead of keeping it under an archive name.
 	DropSource bool `json:"drop_source"`
+	// CopyRate bounds the bulk copy in bytes a second (0: the default,
+	// tenants.DefaultMoveCopyRate); a tenant's neighbours on the same
+	// servers pay for a faster copy.
+	CopyRate int64 `json:"copy_rate"`
 }
 
 func (r moveRequest) Valid() error {
 	if r.To == "" {
 		return invalid(FieldError{Field: "to", Message: "must name a configured database"})
+	}
+	if r.CopyRate < 0 {
+		return invalid(FieldError{Field: "copy_rate", Message: "must be 0 (the default) or a number of bytes a second"})
 	}
 	return nil
 }
@@ -80,7 +87,7 @@ func (s *Server) handleTenantMove(c *gin.Context) {
 		// would cut the answer off; the move itself goes on.
 		s.log.DebugContext(ctx, "move: could not extend the write deadline", "err", err)
 	}
-	rep, err := s.catalog.Move(ctx, name, tenants.MoveOptions{To: req.To, DropSource: req.DropSource})
+	rep, err := s.catalog.Move(ctx, name, tenants.MoveOptions{To: req.To, DropSource: req.DropSource, CopyRate: req.CopyRate})
 	if err != nil {
 		s.respondError(c, err)
 		return

@@ -204,6 +204,7 @@ func TestTenantMoveValidation(t *testing.T) {
 				{"no to", request{body: `{}`}, http.StatusUnprocessableEntity, "validation", "to"},
 				{"to of the wrong type", request{body: `{"to":5}`}, http.StatusUnprocessableEntity, "validation", "to"},
 				{"unknown field", request{body: `{"to":"main","database":"x"}`}, http.StatusUnprocessableEntity, "validation", "database"},
+				{"negative copy rate", request{body: `{"to":"main","copy_rate":-1}`}, http.StatusUnprocessableEntity, "validation", "copy_rate"},
 				{"unknown database", request{body: `{"to":"nope"}`}, http.StatusUnprocessableEntity, "unknown-database", "to"},
 				{"the database it is on", request{body: `{"to":"main","drop_source":true}`}, http.StatusConflict, "same-database", ""},
 				{"unknown tenant", request{path: "/admin/tenants/nobody/move", body: `{"to":"main"}`}, http.StatusNotFound, "tenant-not-found", ""},

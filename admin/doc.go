@@ -39,7 +39,7 @@
 //	POST   /admin/tenants/{name}/suspend      200 tenant
 //	POST   /admin/tenants/{name}/resume       200 tenant
 //	GET    /admin/tenants/{name}/stats        200 {"name","requests":[window...],"storage"} (see admin.TenantStats)
-//	POST   /admin/tenants/{name}/move         200 the move's report; body {"to","drop_source"?} (see Moves)
+//	POST   /admin/tenants/{name}/move         200 the move's report; body {"to","drop_source"?,"copy_rate"?} (see Moves)
 //	GET    /admin/databases                   200 {"databases":[{"name","control","tenants","size_bytes","available","error"?}...]}
 //	POST   /admin/migrate                     202 run status, Location; optional body {"tenant","jobs"}
 //	GET    /admin/migrate                     200 run status
