@@ -76,7 +76,7 @@ func (s *Server) movedAway(c *gin.Context, err error) error {
 	if !ok {
 		return err
 	}
-	cur, _ := s.Tenants.Tenant(c.Request)
+	cur, _ := s.Tenants.Current(c.Request)
 	if cur == nil || cur.ID != t.ID || cur.Database == t.Database {
 		return err
 	}

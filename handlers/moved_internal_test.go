@@ -18,7 +18,11 @@ import (
 // changed under a request.
 type catalogNow struct{ t *tenants.Tenant }
 
-func (l catalogNow) ByHost(context.Context, string) (*tenants.Tenant, error) {
+func (l catalogNow) ByHost(ctx context.Context, _ string) (*tenants.Tenant, error) {
+	// As the scope does: a catalog statement made as a tenant is refused.
+	if _, ok := tenants.FromContext(ctx); ok {
+		return nil, tenants.ErrOutsideScope
+	}
 	if l.t == nil {
 		return nil, tenants.ErrUnknownHost
 	}

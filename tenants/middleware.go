@@ -1,6 +1,7 @@
 package tenants
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -103,6 +104,22 @@ func (m *Middleware) Tenant(r *http.Request) (*Tenant, error) {
 		return t, fmt.Errorf("%w: %s", ErrWritesPaused, t.Name)
 	}
 	return t, nil
+}
+
+// Current resolves r's host again, as the catalog has it now, for a
+// request already being served as a tenant (handlers telling a moved
+// tenant from a removed one). The lookup runs on a context of its own,
+// within r's deadline: made in r's context, which carries the tenant, the
+// catalog statements would be refused by the scope, and the resolver
+// would hand that failure to every request waiting on the same host.
+func (m *Middleware) Current(r *http.Request) (*Tenant, error) {
+	ctx := context.Background()
+	if d, ok := r.Context().Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, d)
+		defer cancel()
+	}
+	return m.Tenant(r.WithContext(ctx))
 }
 
 // Handler returns Gin middleware that attaches the tenant to the request's
