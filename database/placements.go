@@ -89,18 +89,22 @@ func NewPlacements(control string, names []string, routers map[string]*Router, o
 }
 
 // logger gives l a Health per placement besides the control database,
-// logging as that database.
+// logging as that database, and one for statements of placements not
+// configured here: those fail without reaching any database, and counted
+// against the control database they would report it down.
 func (p *Placements) logger(l *gormLogger, log *slog.Logger) *gormLogger {
-	if len(p.names) <= 1 {
-		return l
-	}
 	p.health = make(map[string]*Health, len(p.names))
 	for _, name := range p.names[1:] {
 		p.health[name] = NewHealth(log.With("database", name))
 	}
+	unknown := NewHealth(log.With("database", "(not configured)"))
 	l.healthOf = func(ctx context.Context) *Health {
-		if h, ok := p.health[p.placement(ctx)]; ok {
+		name := p.placement(ctx)
+		if h, ok := p.health[name]; ok {
 			return h
+		}
+		if _, ok := p.pools[name]; !ok {
+			return unknown
 		}
 		return l.health
 	}
