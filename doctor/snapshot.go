@@ -147,12 +147,6 @@ func sharedKey(l tenants.Layout, name string) relKey {
 	return relKey{"", name}
 }
 
-// moveLock is the advisory lock a running move holds on the control
-// database for its whole length (tenants.Catalog.Move, moveLock): the
-// one sign, besides the catalog's moving_to, of a move that is running
-// rather than interrupted.
-const moveLock = "tenantry:move:"
-
 // readMoveLocks notes the tenants with moving_to set whose move lock some
 // session holds. pg_try_advisory_lock(hashtext(key)) takes the bigint
 // key, which pg_locks shows split into classid (high half) and objid.
@@ -164,7 +158,7 @@ func (s *snapshot) readMoveLocks(ctx context.Context, tx *gorm.DB) error {
 		var held bool
 		err := tx.WithContext(ctx).Raw(`SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_database d ON d.oid = l.database
 	WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted AND d.datname = current_database()
-	AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtext(?)::bigint)`, moveLock+t.Schema).Scan(&held).Error
+	AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtext(?)::bigint)`, tenants.MoveLockKey(t.Schema)).Scan(&held).Error
 		if err != nil {
 			return fmt.Errorf("read the move locks: %w", err)
 		}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -48,17 +47,9 @@ const DatabaseStatsWait = 2 * time.Second
 // A database the catalog names but this process's configuration lacks
 // (an instance started with an older config) is listed last, unavailable.
 func (c *Catalog) DatabaseStats(ctx context.Context) ([]DatabaseStats, error) {
-	var rows []struct {
-		Database string
-		N        int64
-	}
-	err := c.db.WithContext(ctx).Model(&Tenant{}).Select("database, count(*) AS n").Group("database").Scan(&rows).Error
+	count, err := c.tenantsPerDatabase(ctx, c.db)
 	if err != nil {
-		return nil, fmt.Errorf("count tenants per database: %w", err)
-	}
-	count := make(map[string]int64, len(rows))
-	for _, r := range rows {
-		count[r.Database] = r.N
+		return nil, err
 	}
 	control, names := c.Databases()
 	out := make([]DatabaseStats, len(names))
@@ -119,22 +110,23 @@ var ErrAlreadyOnDatabase = &fault.Error{Kind: fault.Conflict, Code: "same-databa
 	Message: "The tenant is on that database already; nothing to move."}
 
 // CheckMove checks what can be checked of a move before it starts, so
-// that the CLI and the admin API refuse a wrong one at once and alike:
-// the tenant exists (ErrNotFound), to is a configured database
-// (ErrUnknownDatabase, for the field "to") and not the tenant's own
-// (ErrAlreadyOnDatabase). It returns the tenant. Move checks its state
-// again under its own lock.
+// that the CLI and the admin API refuse a wrong one at once and alike,
+// with Move's own checks: the tenant exists (ErrNotFound), to is a
+// configured database (ErrUnknownDatabase, for the field "to") and not
+// the tenant's own (ErrAlreadyOnDatabase), and the tenant's state allows
+// it (ErrCannotMove). It returns the tenant. Move checks again under its
+// own lock.
 func (c *Catalog) CheckMove(ctx context.Context, name, to string) (*Tenant, error) {
 	t, err := c.Get(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	control, names := c.Databases()
-	if to == "" || !slices.Contains(names, to) {
-		return nil, ErrUnknownDatabase.With("to", fmt.Sprintf("No database called %q is configured (configured: %s).", to, strings.Join(names, ", ")), nil)
+	placement, err := c.moveTarget(to)
+	if err != nil {
+		return nil, err
 	}
-	if c.DatabaseName(t) == to || (to == control && t.Database == "") {
-		return nil, ErrAlreadyOnDatabase.With("", fmt.Sprintf("Tenant %q is on database %q already; nothing to move.", t.Name, to), nil)
+	if err := c.checkMovable(t, placement); err != nil {
+		return nil, err
 	}
 	return t, nil
 }

@@ -295,7 +295,7 @@ func (m *Migrator) split(ts []Tenant, rep *MigrateReport) []*part {
 	rep.Databases = make([]DatabaseReport, len(order))
 	parts := make([]*part, len(order))
 	for i, p := range order {
-		rep.Databases[i] = DatabaseReport{Name: m.name(p), Total: len(by[p])}
+		rep.Databases[i] = DatabaseReport{Name: m.c.nameOf(p), Total: len(by[p])}
 		parts[i] = &part{placement: p, rep: &rep.Databases[i], tenants: by[p]}
 	}
 	return parts
@@ -327,9 +327,6 @@ func (m *Migrator) placements(ts []Tenant) (order []string, by map[string][]Tena
 	sort.Strings(unknown)
 	return append(order, unknown...), by
 }
-
-// name returns the configured name of placement p.
-func (m *Migrator) name(p string) string { return m.c.DatabaseName(&Tenant{Database: p}) }
 
 // poolLimit returns the max open connections of placement p's pool, 0
 // when it has no bound or this process no pool for p.
@@ -656,7 +653,7 @@ func (m *Migrator) Status(ctx context.Context) (StatusReport, error) {
 	rep.Databases = make([]DatabaseStatus, len(order))
 	index := make(map[string]*DatabaseStatus, len(order))
 	for i, p := range order {
-		rep.Databases[i] = DatabaseStatus{Name: m.name(p), Tenants: len(by[p])}
+		rep.Databases[i] = DatabaseStatus{Name: m.c.nameOf(p), Tenants: len(by[p])}
 		for _, t := range by[p] {
 			index[t.Name] = &rep.Databases[i]
 		}

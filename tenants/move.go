@@ -177,13 +177,10 @@ var errAbandon = errors.New("move abandoned")
 func (c *Catalog) Move(ctx context.Context, name string, opts MoveOptions) (MoveReport, error) {
 	opts = opts.withDefaults()
 	rep := MoveReport{Tenant: name, To: opts.To}
-	if opts.To == "" {
-		return rep, ErrUnknownDatabase.With("to", "Name the database to move the tenant to.", nil)
-	}
 	if c.layout.Dialect != migrations.Postgres || c.layout.Strategy != StrategySchema {
 		return rep, ErrCannotMove.With("", "Moves need the schema strategy on PostgreSQL.", nil)
 	}
-	to, err := c.placement(opts.To)
+	to, err := c.moveTarget(opts.To)
 	if err != nil {
 		return rep, err
 	}
@@ -209,7 +206,7 @@ func (c *Catalog) Move(ctx context.Context, name string, opts MoveOptions) (Move
 	if t, err = c.Get(ctx, name); err != nil {
 		return rep, err
 	}
-	if err := c.checkMovable(t, to, opts.To); err != nil {
+	if err := c.checkMovable(t, to); err != nil {
 		return rep, err
 	}
 	m.t, m.from = t, t.Database
@@ -217,11 +214,20 @@ func (c *Catalog) Move(ctx context.Context, name string, opts MoveOptions) (Move
 	return m.run(ctx)
 }
 
+// moveTarget returns the placement of the database a move names in its
+// field "to".
+func (c *Catalog) moveTarget(to string) (string, error) {
+	if to == "" {
+		return "", ErrUnknownDatabase.With("to", "Name the database to move the tenant to.", nil)
+	}
+	return c.placement("to", to)
+}
+
 // checkMovable says whether t may move to the placement to, now.
-func (c *Catalog) checkMovable(t *Tenant, to, toName string) error {
+func (c *Catalog) checkMovable(t *Tenant, to string) error {
 	switch {
 	case t.Database == to:
-		return ErrAlreadyOnDatabase.With("", fmt.Sprintf("Tenant %q is on database %q already; nothing to move.", t.Name, toName), nil)
+		return ErrAlreadyOnDatabase.With("", fmt.Sprintf("Tenant %q is on database %q already; nothing to move.", t.Name, c.nameOf(to)), nil)
 	case t.Removing:
 		return ErrCannotMove.With("", fmt.Sprintf("Tenant %q is being removed.", t.Name), nil)
 	case t.Status != StatusActive:
@@ -233,16 +239,11 @@ func (c *Catalog) checkMovable(t *Tenant, to, toName string) error {
 	return nil
 }
 
-// nameOf returns the configured name of the placement p ("" is the
-// control database): what MovingTo and reports hold, since "" in MovingTo
-// would mean no move at all.
-func (c *Catalog) nameOf(p string) string {
-	if p == "" {
-		control, _ := c.Databases()
-		return control
-	}
-	return p
-}
+// MoveLockKey is the key of the session advisory lock (hashtext of it) a
+// move of the tenant with schema holds on the control database for its
+// whole length: besides MovingTo, the sign of a move running rather than
+// interrupted (doctor reads it).
+func MoveLockKey(schema string) string { return "tenantry:move:" + schema }
 
 // moveLock takes the tenant's move lock on a dedicated control connection
 // and returns that connection, which holds it until released.
@@ -252,7 +253,7 @@ func (c *Catalog) moveLock(ctx context.Context, pools *database.Placements, sche
 		return nil, fmt.Errorf("connect to the control database: %w", database.Classify(err))
 	}
 	var got bool
-	if err := conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock(hashtext($1))", "tenantry:move:"+schema).Scan(&got); err != nil {
+	if err := conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock(hashtext($1))", MoveLockKey(schema)).Scan(&got); err != nil {
 		_ = conn.Close()
 		return nil, fmt.Errorf("take the move lock: %w", database.Classify(err))
 	}
@@ -544,8 +545,8 @@ func (m *mover) retire(ctx context.Context) {
 	}
 }
 
-// archiveName is the archive name of a schema, as Remove's dispose makes
-// it.
+// archiveName is the name a removed or moved tenant's schema is kept
+// under (Remove, Move, RecoverMoves).
 func archiveName(schema string) string {
 	return "archived_" + schema[:min(len(schema), 39)] + "_" + time.Now().UTC().Format("20060102150405")
 }

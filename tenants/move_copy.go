@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -232,11 +231,10 @@ func (m *mover) takeFence(ctx context.Context) error {
 			return fmt.Errorf("fence the source after %d attempts: %w", attempt, err)
 		}
 		m.c.log.InfoContext(ctx, "tenant move could not fence the source; retrying", "tenant", m.t.Name, "attempt", attempt, "err", err)
-		base := min(25*time.Millisecond<<(attempt-1), 400*time.Millisecond)
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("fence the source: %w", ctx.Err())
-		case <-time.After(base + rand.N(base)):
+		case <-time.After(retryDelay(attempt)):
 		}
 	}
 }

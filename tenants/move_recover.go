@@ -73,7 +73,7 @@ func (c *Catalog) recoverMove(ctx context.Context, t *Tenant) error {
 		}
 		c.changed(ctx)
 	}
-	other, err := c.placement(t.MovingTo)
+	other, err := c.placement("moving_to", t.MovingTo)
 	if err != nil {
 		return err
 	}

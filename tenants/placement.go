@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	"gorm.io/gorm"
 
@@ -38,18 +39,23 @@ func (c *Catalog) Databases() (control string, names []string) {
 }
 
 // DatabaseName returns the configured name of the database holding t.
-func (c *Catalog) DatabaseName(t *Tenant) string {
-	if t.Database == "" {
+func (c *Catalog) DatabaseName(t *Tenant) string { return c.nameOf(t.Database) }
+
+// nameOf returns the configured name of the placement p ("" is the
+// control database): what MovingTo and reports hold, since "" in MovingTo
+// would mean no move at all.
+func (c *Catalog) nameOf(p string) string {
+	if p == "" {
 		control, _ := c.Databases()
 		return control
 	}
-	return t.Database
+	return p
 }
 
 // placement returns the catalog's value for the database called name:
 // "" for the control database, the name itself for another configured
-// one, ErrUnknownDatabase otherwise.
-func (c *Catalog) placement(name string) (string, error) {
+// one, ErrUnknownDatabase (for the request's field) otherwise.
+func (c *Catalog) placement(field, name string) (string, error) {
 	control, names := c.Databases()
 	switch {
 	case name == "" || name == control:
@@ -57,7 +63,26 @@ func (c *Catalog) placement(name string) (string, error) {
 	case slices.Contains(names, name):
 		return name, nil
 	}
-	return "", ErrUnknownDatabase.With("database", fmt.Sprintf("No database called %q is configured (configured: %v).", name, names), nil)
+	return "", ErrUnknownDatabase.With(field, fmt.Sprintf("No database called %q is configured (configured: %s).", name, strings.Join(names, ", ")), nil)
+}
+
+// tenantsPerDatabase counts the catalog's tenants by placement ("" for
+// the control database), read through db (the catalog, or a transaction
+// of it).
+func (c *Catalog) tenantsPerDatabase(ctx context.Context, db *gorm.DB) (map[string]int64, error) {
+	var rows []struct {
+		Database string
+		N        int64
+	}
+	err := db.WithContext(ctx).Model(&Tenant{}).Select("database, count(*) AS n").Group("database").Scan(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("count tenants per database: %w", err)
+	}
+	count := make(map[string]int64, len(rows))
+	for _, r := range rows {
+		count[r.Database] = r.N
+	}
+	return count, nil
 }
 
 // choosePlacement returns where a new tenant goes: the database named, or
@@ -68,23 +93,15 @@ func (c *Catalog) placement(name string) (string, error) {
 // database, which only skews the balance by one.
 func (c *Catalog) choosePlacement(ctx context.Context, tx *gorm.DB, requested string) (string, error) {
 	if requested != "" {
-		return c.placement(requested)
+		return c.placement("database", requested)
 	}
 	control, names := c.Databases()
 	if len(names) == 1 {
 		return "", nil
 	}
-	var rows []struct {
-		Database string
-		N        int64
-	}
-	err := tx.WithContext(ctx).Model(&Tenant{}).Select("database, count(*) AS n").Group("database").Scan(&rows).Error
+	count, err := c.tenantsPerDatabase(ctx, tx)
 	if err != nil {
-		return "", fmt.Errorf("count tenants per database: %w", err)
-	}
-	count := map[string]int64{}
-	for _, r := range rows {
-		count[r.Database] = r.N
+		return "", err
 	}
 	best, bestN := "", count[""]
 	for _, name := range names {

@@ -252,8 +252,7 @@ func (c *Catalog) disposeRetrying(ctx context.Context, name string, dropData boo
 			return "", ErrRemovalBlocked.With("", "", fmt.Errorf("after %d attempts: %w", attempt, err))
 		}
 		c.log.InfoContext(ctx, "tenant removal could not take its locks; retrying", "tenant", name, "attempt", attempt, "err", err)
-		base := min(25*time.Millisecond<<(attempt-1), 400*time.Millisecond)
-		timer := time.NewTimer(base + rand.N(base))
+		timer := time.NewTimer(retryDelay(attempt))
 		select {
 		case <-ctx.Done():
 			timer.Stop()
@@ -261,6 +260,15 @@ func (c *Catalog) disposeRetrying(ctx context.Context, name string, dropData boo
 		case <-timer.C:
 		}
 	}
+}
+
+// retryDelay is the wait before the attempt after attempt of a step that
+// could not take its locks (a removal's disposal, a move's fence): 25 ms
+// doubling, capped at 400 ms, jittered up to twice that, so that the
+// work it collided with can finish and two retriers drift apart.
+func retryDelay(attempt int) time.Duration {
+	base := min(25*time.Millisecond<<(attempt-1), 400*time.Millisecond)
+	return base + rand.N(base)
 }
 
 // retryable reports whether a disposal attempt failed only because of
@@ -426,7 +434,7 @@ func (c *Catalog) dispose(ctx context.Context, tx *gorm.DB, t *Tenant, dropData 
 		if dropData {
 			return "", exec("DROP SCHEMA " + migrations.Quote(t.Schema) + " CASCADE")
 		}
-		archived := "archived_" + t.Schema[:min(len(t.Schema), 39)] + "_" + stamp
+		archived := archiveName(t.Schema)
 		return archived, exec("ALTER SCHEMA " + migrations.Quote(t.Schema) + " RENAME TO " + migrations.Quote(archived))
 	}
 	archivedPrefix := "archived_" + stamp + "_" + strconv.FormatUint(t.ID, 10)
