@@ -170,7 +170,8 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, db *gorm.DB
 	sessionKey, generated := web.SessionKey(cfg.Web.SessionKey)
 	limits := tenants.NewLimiter(tenants.LimitDefaults{Rate: cfg.Tenancy.RateLimit, Burst: cfg.Tenancy.RateBurst,
 		Concurrency: cfg.Tenancy.MaxConcurrentPerTenant, Wait: cfg.Tenancy.ConcurrencyWait,
-		Lend: config.LendLimit(cfg.Database.MaxOpenConns)}, tenants.LimiterLog(log))
+		Lend: config.LendLimit(cfg.Database.MaxOpenConns), RefusalHold: cfg.Tenancy.RefusalHold,
+		MaxHeld: cfg.Tenancy.MaxHeldRefusals}, tenants.LimiterLog(log))
 	// Bounded (database.ReadyTimeout) so that /readyz answers in time
 	// during any fault, and reported to the same Health as every statement.
 	ready := func(ctx context.Context) error { return o.health.Check(ctx, pool.PingContext) }

@@ -189,6 +189,14 @@ type Tenancy struct {
 	// RateBurst is how many requests a tenant may send at once above its
 	// rate; 0 picks the rate rounded up (at least 1).
 	RateBurst int `mapstructure:"rate_burst"`
+	// RefusalHold is the longest a tenant's repeated rate refusal (past
+	// its burst within one Retry-After) is held before it is answered,
+	// so that a client ignoring Retry-After is paced; 0 answers every
+	// refusal at once. Below server.request_timeout.
+	RefusalHold time.Duration `mapstructure:"refusal_hold"`
+	// MaxHeldRefusals bounds the refusals held at once in the process;
+	// past it a refusal is answered at once. 0 holds none.
+	MaxHeldRefusals int `mapstructure:"max_held_refusals"`
 }
 
 // DefaultMaxConcurrent is tenancy.max_concurrent_per_tenant when it is not
@@ -214,6 +222,21 @@ func LendLimit(maxOpenConns int) int {
 // second, with a 429 and Retry-After, instead of queueing up to its
 // request deadline.
 const DefaultConcurrencyWait = time.Second
+
+// DefaultRefusalHold is tenancy.refusal_hold when it is not set: the
+// shortest Retry-After a rate refusal names, so a held refusal is never
+// held past the moment its answer names, and a client that ignores it
+// sends at most one request a second per connection.
+const DefaultRefusalHold = time.Second
+
+// DefaultMaxHeldRefusals is tenancy.max_held_refusals when it is not set.
+// A held refusal costs the sleeping goroutine of a connection that is
+// open anyway and a timer, a few kilobytes: 1,024 of them are a few
+// megabytes at most, and at the default hold they let through about
+// 1,024 refusals a second, a tenth of bench/noisy's measured flood.
+// Past it a flood from more connections gets immediate refusals again
+// rather than unbounded held requests.
+const DefaultMaxHeldRefusals = 1024
 
 // TenantSeed is a tenant that start-up makes sure exists.
 type TenantSeed struct {
@@ -291,6 +314,8 @@ func Default() Config {
 			// Derived from database.max_open_conns by Load when unset.
 			MaxConcurrentPerTenant: DefaultMaxConcurrent(16),
 			ConcurrencyWait:        DefaultConcurrencyWait,
+			RefusalHold:            DefaultRefusalHold,
+			MaxHeldRefusals:        DefaultMaxHeldRefusals,
 		},
 		Tenants: []TenantSeed{
 			{Name: "localhost1", Schema: "localhost1", Hosts: []string{"localhost:5000", "127.0.0.1:5000"}},
@@ -451,6 +476,8 @@ var keys = []key{
 	{name: "tenancy.concurrency_wait", allowed: "a duration such as 500ms, 0 to refuse at once", decode: decodeAs[time.Duration]},
 	{name: "tenancy.rate_limit", allowed: "requests per second such as 50 or 0.5, 0 for unlimited", decode: decodeAs[float64]},
 	{name: "tenancy.rate_burst", allowed: "a whole number, 0 for the rate rounded up", decode: decodeAs[int64]},
+	{name: "tenancy.refusal_hold", allowed: "a duration such as 1s, below server.request_timeout, or 0 to answer refusals at once", decode: decodeAs[time.Duration]},
+	{name: "tenancy.max_held_refusals", allowed: "a whole number, 0 to hold none", decode: decodeAs[int64]},
 	{name: "tenants", allowed: "a list of tenants in the config file; empty for none", emptyOK: true},
 	{name: "databases", allowed: "a list of {name, dsn} in the config file; empty for none", emptyOK: true},
 	{name: "log.level", allowed: strings.Join(LogLevels, ", ")},
@@ -583,6 +610,8 @@ func setDefaults(v *viper.Viper, d Config) {
 	v.SetDefault("tenancy.concurrency_wait", d.Tenancy.ConcurrencyWait)
 	v.SetDefault("tenancy.rate_limit", d.Tenancy.RateLimit)
 	v.SetDefault("tenancy.rate_burst", d.Tenancy.RateBurst)
+	v.SetDefault("tenancy.refusal_hold", d.Tenancy.RefusalHold)
+	v.SetDefault("tenancy.max_held_refusals", d.Tenancy.MaxHeldRefusals)
 	v.SetDefault("log.level", d.Log.Level)
 	v.SetDefault("log.format", d.Log.Format)
 	v.SetDefault("log.access", d.Log.Access)
@@ -688,6 +717,14 @@ func (c Config) Validate() error {
 	}
 	if c.Tenancy.RateBurst < 0 {
 		bad("tenancy.rate_burst", c.Tenancy.RateBurst, "0 (the rate rounded up) or more")
+	}
+	// A hold at or past the request's deadline would be cut short by it:
+	// the deadline, not the hold, would decide when the 429 goes out.
+	if h, rt := c.Tenancy.RefusalHold, c.Server.RequestTimeout; h < 0 || (rt > 0 && h >= rt) {
+		bad("tenancy.refusal_hold", h, fmt.Sprintf("0 (answer refusals at once) or a duration below server.request_timeout (%v)", rt))
+	}
+	if c.Tenancy.MaxHeldRefusals < 0 {
+		bad("tenancy.max_held_refusals", c.Tenancy.MaxHeldRefusals, "0 (hold none) or more")
 	}
 	if c.Tenancy.Strategy == "schema" && c.Database.Driver != "postgres" {
 		bad("tenancy.strategy", `"schema"`, `"prefix" when database.driver is "sqlite"`)

@@ -77,6 +77,7 @@ func dump(c config.Config) string {
 	b.WriteString("|" + c.Database.Driver + "|" + c.Database.DSN + "|" + c.Tenancy.Strategy + "|" + c.Admin.Listen)
 	b.WriteString("|" + c.Server.ShutdownTimeout.String() + "|" + c.Tenancy.NegativeCacheTTL.String())
 	fmt.Fprintf(&b, "|limits %d %s %g %d", c.Tenancy.MaxConcurrentPerTenant, c.Tenancy.ConcurrencyWait, c.Tenancy.RateLimit, c.Tenancy.RateBurst)
+	fmt.Fprintf(&b, "|holds %s %d", c.Tenancy.RefusalHold, c.Tenancy.MaxHeldRefusals)
 	for _, t := range c.Tenants {
 		b.WriteString("|" + t.Name + ":" + t.Schema + ":" + strings.Join(t.Hosts, ","))
 	}
@@ -137,6 +138,10 @@ func TestInvalidValuesNameTheKey(t *testing.T) {
 		{map[string]string{"TENANTRY_TENANCY_RATE_LIMIT": "-5"}, "tenancy.rate_limit", "0 (unlimited) or a positive number"},
 		{map[string]string{"TENANTRY_TENANCY_RATE_LIMIT": "NaN"}, "tenancy.rate_limit", "0 (unlimited) or a positive number"},
 		{map[string]string{"TENANTRY_TENANCY_RATE_BURST": "-1"}, "tenancy.rate_burst", "0 (the rate rounded up) or more"},
+		{map[string]string{"TENANTRY_TENANCY_REFUSAL_HOLD": "-1s"}, "tenancy.refusal_hold", "0 (answer refusals at once) or a duration below server.request_timeout (10s)"},
+		{map[string]string{"TENANTRY_TENANCY_REFUSAL_HOLD": "10s"}, "tenancy.refusal_hold", "below server.request_timeout (10s)"},
+		{map[string]string{"TENANTRY_TENANCY_REFUSAL_HOLD": "3s", "TENANTRY_SERVER_REQUEST_TIMEOUT": "2s"}, "tenancy.refusal_hold", "below server.request_timeout (2s)"},
+		{map[string]string{"TENANTRY_TENANCY_MAX_HELD_REFUSALS": "-1"}, "tenancy.max_held_refusals", "0 (hold none) or more"},
 		{map[string]string{"TENANTRY_LOG_SLOW_STATEMENT": "-1s"}, "log.slow_statement", "0 (none)"},
 		{map[string]string{"TENANTRY_METRICS_TENANT_SERIES": "10001"}, "metrics.tenant_series", "0 to 10000"},
 	} {
@@ -231,6 +236,10 @@ func TestUndecodableValuesNameTheKey(t *testing.T) {
 			wantKey: "tenancy.rate_burst", want: []string{`"2.5"`, "whole number"}},
 		{name: "wait without unit", env: map[string]string{"TENANTRY_TENANCY_CONCURRENCY_WAIT": "500"},
 			wantKey: "tenancy.concurrency_wait", want: []string{`"500"`, "such as 500ms"}},
+		{name: "hold without unit", file: "tenancy:\n  refusal_hold: 1\n",
+			wantKey: "tenancy.refusal_hold", want: []string{"1", "a duration such as 1s", "0 to answer refusals at once"}},
+		{name: "held refusals as a word", env: map[string]string{"TENANTRY_TENANCY_MAX_HELD_REFUSALS": "lots"},
+			wantKey: "tenancy.max_held_refusals", want: []string{`"lots"`, "a whole number, 0 to hold none"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := chdir(t)
@@ -315,6 +324,8 @@ func TestEmptyEnvironmentVariables(t *testing.T) {
 		{"tenancy.concurrency_wait", ""},
 		{"tenancy.rate_limit", ""},
 		{"tenancy.rate_burst", ""},
+		{"tenancy.refusal_hold", ""},
+		{"tenancy.max_held_refusals", ""},
 		{"tenants", "0"},
 		{"log.level", ""},
 		{"log.format", ""},
@@ -367,9 +378,9 @@ func TestFlagOverridesEmptyVariable(t *testing.T) {
 	}
 }
 
-// TestTenantLimits: the per-tenant limits' defaults, the concurrency
-// limit derived from the pool unless it is set (0 included: unlimited),
-// and values from a file and the environment.
+// TestTenantLimits: the per-tenant limits' defaults (the refusal hold's
+// included), the concurrency limit derived from the pool unless it is set
+// (0 included: unlimited), and values from a file and the environment.
 func TestTenantLimits(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -378,20 +389,25 @@ func TestTenantLimits(t *testing.T) {
 		want  config.Tenancy
 		check func(config.Tenancy) config.Tenancy
 	}{
-		{name: "defaults", want: config.Tenancy{MaxConcurrentPerTenant: 8, ConcurrencyWait: time.Second}},
+		{name: "defaults", want: config.Tenancy{MaxConcurrentPerTenant: 8, ConcurrencyWait: time.Second, RefusalHold: time.Second, MaxHeldRefusals: 1024}},
 		{name: "half of a larger pool", env: map[string]string{"TENANTRY_DATABASE_MAX_OPEN_CONNS": "40", "TENANTRY_DATABASE_MAX_IDLE_CONNS": "40"},
-			want: config.Tenancy{MaxConcurrentPerTenant: 20, ConcurrencyWait: time.Second}},
+			want: config.Tenancy{MaxConcurrentPerTenant: 20, ConcurrencyWait: time.Second, RefusalHold: time.Second, MaxHeldRefusals: 1024}},
 		{name: "never below one", env: map[string]string{"TENANTRY_DATABASE_MAX_OPEN_CONNS": "1", "TENANTRY_DATABASE_MAX_IDLE_CONNS": "1"},
-			want: config.Tenancy{MaxConcurrentPerTenant: 1, ConcurrencyWait: time.Second}},
+			want: config.Tenancy{MaxConcurrentPerTenant: 1, ConcurrencyWait: time.Second, RefusalHold: time.Second, MaxHeldRefusals: 1024}},
 		{name: "0 from the environment is unlimited", env: map[string]string{"TENANTRY_TENANCY_MAX_CONCURRENT_PER_TENANT": "0"},
-			want: config.Tenancy{MaxConcurrentPerTenant: 0, ConcurrencyWait: time.Second}},
+			want: config.Tenancy{MaxConcurrentPerTenant: 0, ConcurrencyWait: time.Second, RefusalHold: time.Second, MaxHeldRefusals: 1024}},
 		{name: "0 from a file is unlimited", file: "database:\n  max_open_conns: 64\n  max_idle_conns: 64\ntenancy:\n  max_concurrent_per_tenant: 0\n",
-			want: config.Tenancy{MaxConcurrentPerTenant: 0, ConcurrencyWait: time.Second}},
-		{name: "every key from a file", file: "tenancy:\n  max_concurrent_per_tenant: 3\n  concurrency_wait: 250ms\n  rate_limit: 12.5\n  rate_burst: 40\n",
-			want: config.Tenancy{MaxConcurrentPerTenant: 3, ConcurrencyWait: 250 * time.Millisecond, RateLimit: 12.5, RateBurst: 40}},
+			want: config.Tenancy{MaxConcurrentPerTenant: 0, ConcurrencyWait: time.Second, RefusalHold: time.Second, MaxHeldRefusals: 1024}},
+		{name: "every key from a file", file: "tenancy:\n  max_concurrent_per_tenant: 3\n  concurrency_wait: 250ms\n  rate_limit: 12.5\n  rate_burst: 40\n" +
+			"  refusal_hold: 500ms\n  max_held_refusals: 64\n",
+			want: config.Tenancy{MaxConcurrentPerTenant: 3, ConcurrencyWait: 250 * time.Millisecond, RateLimit: 12.5, RateBurst: 40,
+				RefusalHold: 500 * time.Millisecond, MaxHeldRefusals: 64}},
 		{name: "every key from the environment", env: map[string]string{"TENANTRY_TENANCY_MAX_CONCURRENT_PER_TENANT": "5",
-			"TENANTRY_TENANCY_CONCURRENCY_WAIT": "0s", "TENANTRY_TENANCY_RATE_LIMIT": "0.5", "TENANTRY_TENANCY_RATE_BURST": "2"},
-			want: config.Tenancy{MaxConcurrentPerTenant: 5, RateLimit: 0.5, RateBurst: 2}},
+			"TENANTRY_TENANCY_CONCURRENCY_WAIT": "0s", "TENANTRY_TENANCY_RATE_LIMIT": "0.5", "TENANTRY_TENANCY_RATE_BURST": "2",
+			"TENANTRY_TENANCY_REFUSAL_HOLD": "9s", "TENANTRY_TENANCY_MAX_HELD_REFUSALS": "10000"},
+			want: config.Tenancy{MaxConcurrentPerTenant: 5, RateLimit: 0.5, RateBurst: 2, RefusalHold: 9 * time.Second, MaxHeldRefusals: 10000}},
+		{name: "holding off: 0 from a file", file: "tenancy:\n  refusal_hold: 0\n  max_held_refusals: 0\n",
+			want: config.Tenancy{MaxConcurrentPerTenant: 8, ConcurrencyWait: time.Second}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := chdir(t)

@@ -123,7 +123,13 @@
 // tenant like its status, so a change reaches every process as any
 // catalog change does. A request over the rate is refused at once, one
 // over the concurrency limit after waiting up to tenancy.concurrency_wait
-// for a slot: both 429 with Retry-After. 429, not 503: the service is
+// for a slot: both 429 with Retry-After. A tenant that goes on sending
+// through its rate refusals (more of them within one Retry-After than its
+// burst) has the further ones held before they are answered, up to
+// tenancy.refusal_hold and at most tenancy.max_held_refusals at once in
+// the process (limiter_hold.go), so a client that ignores Retry-After is
+// paced by its own connections instead of costing a refusal per round
+// trip. 429, not 503: the service is
 // up and other tenants are being served; it is this tenant that must slow
 // down. The concurrency limit is work-conserving: while no more than three
 // quarters of database.max_open_conns requests of all tenants are in

@@ -36,6 +36,14 @@ type LimitDefaults struct {
 	// borrowing; once the others fill the pool every tenant is held to
 	// its own limit again. 0 never lends.
 	Lend int
+	// RefusalHold is the longest a repeated rate refusal is held before
+	// it is answered (tenancy.refusal_hold; limiter_hold.go); 0 answers
+	// every refusal at once.
+	RefusalHold time.Duration
+	// MaxHeld bounds the refusals held at once in the whole process
+	// (tenancy.max_held_refusals); past it a refusal is answered at once.
+	// 0 holds none.
+	MaxHeld int
 }
 
 // Errors the Limiter refuses a request with: 429 on every API, with
@@ -66,6 +74,12 @@ var (
 // processes let a tenant have N times its limits in all, as N pools let
 // it have N times the connections.
 //
+// A tenant that goes on sending through its rate refusals, ignoring
+// their Retry-After, has its further refusals held before they are
+// answered (RefusalHold, MaxHeld; see limiter_hold.go), so that a client
+// that sends its next request as soon as the last is answered is paced
+// by the hold instead of costing a refusal per round trip.
+//
 // State is kept per tenant ID, created on a tenant's first request under
 // a limit and dropped once it has been idle for the idle period with
 // nothing in flight and its bucket full again (so dropping it changes no
@@ -82,6 +96,10 @@ type Limiter struct {
 	nextSweep atomic.Int64 // unix nanoseconds
 
 	rateRefused, concurrencyRefused atomic.Uint64
+	// holds counts held refusals (limiter_hold.go).
+	holds holdCounters
+	// holdWait spends a held refusal's hold; tests replace it.
+	holdWait func(ctx context.Context, d time.Duration)
 	// inflight counts the requests of tenants under a concurrency limit
 	// that are admitted or waiting; it decides whether a slot may be
 	// lent (LimitDefaults.Lend).
@@ -106,8 +124,9 @@ const DefaultLimiterIdle = time.Minute
 type LimiterOption func(*Limiter)
 
 // LimiterClock makes the limiter read the time from now (for buckets,
-// idleness and sweeps) instead of time.Now; tests use it. Waiting for a
-// concurrency slot still uses real timers.
+// idleness, sweeps and refusal windows) instead of time.Now; tests use
+// it. Waiting for a concurrency slot and holding a refusal still use real
+// timers.
 func LimiterClock(now func() time.Time) LimiterOption {
 	return func(l *Limiter) { l.now = now }
 }
@@ -133,7 +152,7 @@ const refusalLogInterval = time.Minute
 // NewLimiter returns a limiter that applies d to every tenant without
 // limits of its own.
 func NewLimiter(d LimitDefaults, opts ...LimiterOption) *Limiter {
-	l := &Limiter{defaults: d, now: time.Now, idle: DefaultLimiterIdle}
+	l := &Limiter{defaults: d, now: time.Now, idle: DefaultLimiterIdle, holdWait: waitJittered}
 	for _, o := range opts {
 		o(l)
 	}
@@ -196,7 +215,8 @@ func (l *Limiter) Len() int {
 // in its context or answers onError with ErrRateLimited,
 // ErrConcurrencyLimited (both 429 with Retry-After) or, when the client
 // gives up while waiting for a slot, its context's error; then it aborts.
-// A nil Limiter limits nothing.
+// A repeated rate refusal reaches onError only once its hold is over
+// (limiter_hold.go). A nil Limiter limits nothing.
 func (l *Limiter) Handler(onError func(c *gin.Context, err error)) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if l == nil {
@@ -260,9 +280,9 @@ func (l *Limiter) admit(ctx context.Context, t *Tenant) (ticket, error) {
 	if e.bucket != nil && !e.bucket.AllowN(now, 1) {
 		l.rateRefused.Add(1)
 		l.refused(ctx, t, e, "rate", now)
-		err := *ErrRateLimited
-		err.RetryAfter = e.retryAfter(now)
-		return ticket{}, &err
+		// Checked before a slot is sought: a held refusal keeps no
+		// token, no concurrency slot and no database connection.
+		return ticket{}, l.refuseRate(ctx, e, now)
 	}
 	if e.slots == nil {
 		return ticket{}, nil
@@ -392,6 +412,9 @@ type tenantLimit struct {
 	// when that line was written (unix nanoseconds; 0: never).
 	refusals atomic.Uint64
 	logged   atomic.Int64
+	// window is the tenant's current refusal window, which decides which
+	// of its rate refusals are held (limiter_hold.go).
+	window refusalWindow
 }
 
 func newTenantLimit(want Effective, version time.Time) *tenantLimit {
