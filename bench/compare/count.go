@@ -89,8 +89,8 @@ func (s *sitting) count(ctx context.Context, n int) (countResult, error) {
 				if err != nil {
 					return cr, err
 				}
-				logf("%d tenants: %s %s round %d: %.0f req/s, p50 %.1f ms, p99 %.1f ms, max %.1f ms, errors %d, status %v, app CPU %.0f µs/req, ~%.2f db commits/req (approximate: statistics flush late)",
-					n, mix, a.name, r+1, res.RPS, res.P50Ms, res.P99Ms, res.MaxMs, res.Errors, res.Status, res.appCPUus, res.commitsPerReq)
+				logf("%d tenants: %s %s round %d: %.0f req/s, p50 %.1f ms, p99 %.1f ms, max %.1f ms, errors %d, status %v, app CPU %.0f µs/req, database CPU %.0f µs/req, ~%.2f db commits/req (approximate: statistics flush late)",
+					n, mix, a.name, r+1, res.RPS, res.P50Ms, res.P99Ms, res.MaxMs, res.Errors, res.Status, res.appCPUus, res.dbCPUus, res.commitsPerReq)
 				cr.runs[mix][a.name] = append(cr.runs[mix][a.name], res)
 			}
 		}

@@ -36,6 +36,7 @@ type result struct {
 	Errors        int            `json:"errors"`
 	ErrorSample   []string       `json:"error_sample"`
 	appCPUus      float64
+	dbCPUus       float64 // the app's PostgreSQL backends' CPU per request, estimated like appCPUus
 	commitsPerReq float64
 }
 
@@ -76,7 +77,7 @@ func measure(ctx context.Context, o options, loadBin string, a app, mix string, 
 		_ = pg.QueryRowContext(ctx, "SELECT xact_commit FROM pg_stat_database WHERE datname = $1", a.db).Scan(&n)
 		return n
 	}
-	cpu0, c0 := cpu(a.proc), commits()
+	cpu0, db0, c0 := cpu(a.proc), dbCPU(ctx, pg, a.db), commits()
 	var wg sync.WaitGroup
 	run, ended := context.WithCancel(ctx)
 	for _, side := range sides {
@@ -89,12 +90,13 @@ func measure(ctx context.Context, o options, loadBin string, a app, mix string, 
 		return r, err
 	}
 	time.Sleep(1500 * time.Millisecond) // let backends flush their statistics
-	cpu1, c1 := cpu(a.proc), commits()
+	cpu1, db1, c1 := cpu(a.proc), dbCPU(ctx, pg, a.db), commits()
 	// Warm-up requests cost CPU and commits too: spread over every request
 	// of the run, estimated from the measured rate.
 	total := r.RPS * (o.duration + o.warmup).Seconds()
 	if total > 0 {
 		r.appCPUus = (cpu1 - cpu0).Seconds() * 1e6 / total
+		r.dbCPUus = cpuSince(db0, db1).Seconds() * 1e6 / total
 		r.commitsPerReq = float64(c1-c0) / total
 	}
 	time.Sleep(time.Second)
@@ -143,6 +145,7 @@ func summarize(rs []result) result {
 		P99Ms:         med(func(r result) float64 { return r.P99Ms }),
 		Errors:        errs,
 		appCPUus:      med(func(r result) float64 { return r.appCPUus }),
+		dbCPUus:       med(func(r result) float64 { return r.dbCPUus }),
 		commitsPerReq: med(func(r result) float64 { return r.commitsPerReq }),
 	}
 }

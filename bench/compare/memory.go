@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // memory is an app's memory after a count's runs, in kB: its process, and
@@ -37,17 +38,12 @@ func measureMemory(ctx context.Context, pg *sql.DB, a app) (memory, error) {
 	}
 	m.rssKB, m.hwmKB = st["VmRSS"], st["VmHWM"]
 
-	rows, err := pg.QueryContext(ctx, `SELECT pid FROM pg_stat_activity WHERE datname = $1 AND backend_type = 'client backend'`, a.db)
+	pids, err := backends(ctx, pg, a.db)
 	if err != nil {
-		return m, fmt.Errorf("backends of %s: %w", a.db, err)
+		return m, err
 	}
-	defer rows.Close()
 	var priv []int64
-	for rows.Next() {
-		var pid int
-		if err := rows.Scan(&pid); err != nil {
-			return m, err
-		}
+	for _, pid := range pids {
 		m.backends++
 		f, err := procFields(fmt.Sprintf("/proc/%d/smaps_rollup", pid), "Private_Clean", "Private_Dirty")
 		if err != nil {
@@ -55,9 +51,6 @@ func measureMemory(ctx context.Context, pg *sql.DB, a app) (memory, error) {
 			continue
 		}
 		priv = append(priv, f["Private_Clean"]+f["Private_Dirty"])
-	}
-	if err := rows.Err(); err != nil {
-		return m, err
 	}
 	if len(priv) > 0 {
 		slices.Sort(priv)
@@ -67,6 +60,53 @@ func measureMemory(ctx context.Context, pg *sql.DB, a app) (memory, error) {
 		}
 	}
 	return m, nil
+}
+
+// backends returns the process ids of the client backends connected to
+// database db.
+func backends(ctx context.Context, pg *sql.DB, db string) ([]int, error) {
+	rows, err := pg.QueryContext(ctx, `SELECT pid FROM pg_stat_activity WHERE datname = $1 AND backend_type = 'client backend'`, db)
+	if err != nil {
+		return nil, fmt.Errorf("backends of %s: %w", db, err)
+	}
+	defer rows.Close()
+	var pids []int
+	for rows.Next() {
+		var pid int
+		if err := rows.Scan(&pid); err != nil {
+			return nil, err
+		}
+		pids = append(pids, pid)
+	}
+	return pids, rows.Err()
+}
+
+// dbCPU is the CPU time so far of every client backend now connected to
+// database db, by process id. Across a run, the pool's backends are the
+// same processes (bench/load lets the pools keep their connections), so
+// the difference of two readings is the database's work for the run.
+func dbCPU(ctx context.Context, pg *sql.DB, db string) map[int]time.Duration {
+	pids, err := backends(ctx, pg, db)
+	if err != nil {
+		return nil
+	}
+	out := make(map[int]time.Duration, len(pids))
+	for _, pid := range pids {
+		out[pid] = cpuOf(pid)
+	}
+	return out
+}
+
+// cpuSince is the CPU the backends in now spent since before: a backend
+// that was not there before counts from its start; one that has gone
+// since is lost (its last reading is not known), which a pool that keeps
+// its connections does not do.
+func cpuSince(before, now map[int]time.Duration) time.Duration {
+	var d time.Duration
+	for pid, t := range now {
+		d += t - before[pid]
+	}
+	return d
 }
 
 // procFields reads "Name:   123 kB" lines of a /proc file; every name

@@ -26,8 +26,12 @@ func requireFree(addrs ...string) error {
 }
 
 // cpu is the process's user+system CPU time so far, from /proc.
-func cpu(p *benchproc.Proc) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.PID()))
+func cpu(p *benchproc.Proc) time.Duration { return cpuOf(p.PID()) }
+
+// cpuOf is process pid's user+system CPU time so far, from /proc; 0 when
+// the process is gone or unreadable.
+func cpuOf(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0
 	}

@@ -94,7 +94,7 @@ func (r *report) header(info sittingInfo, o options) {
 		"Rounds: %d alternating runs per app and mix (%s), each %s warm-up + %s measured, all read rounds before the POST rounds; tables show medians. "+
 		"%s"+
 		"Before each count after the first, the users tables POST rounds wrote to (baseline and tenants) are truncated and re-seeded, so reads always see only the seeded users. "+
-		"Memory is read after each count's runs. App CPU is the server's user+system time over the run (warm-up included) per request.\n",
+		"Memory is read after each count's runs. App CPU is the server's user+system time over the run (warm-up included) per request; database CPU is the same for the PostgreSQL backends connected to the app's database.\n",
 		joinInts(o.counts), o.users, o.users, info.baselineStartup.Round(time.Millisecond), o.pool, orDefault(o.poolGroups), orDefault(o.stmtCache), logMethod(o.accessLog),
 		o.conns, o.rounds, strings.Join(o.mixes, ", "), o.warmup, o.duration, coldMethod(o.cold))
 }
@@ -107,12 +107,12 @@ func (r *report) count(cr countResult, baseCold []result, o options) {
 	r.printf("\n### %s %s\n\n", thousands(cr.tenants), noun)
 	r.printf("Start-up: **%s** from exec of `tenantry serve` to its first 200 (polled every %s).\n\n", cr.startup.Round(time.Millisecond), benchproc.ReadyPoll)
 
-	r.printf("| mix | baseline req/s | tenantry req/s | ratio | baseline p50 / p99 | tenantry p50 / p99 | p99 ratio | errors (b / t) | app CPU µs/req (b / t) |\n")
-	r.printf("|---|---|---|---|---|---|---|---|---|\n")
+	r.printf("| mix | baseline req/s | tenantry req/s | ratio | baseline p50 / p99 | tenantry p50 / p99 | p99 ratio | errors (b / t) | app CPU µs/req (b / t) | database CPU µs/req (b / t) |\n")
+	r.printf("|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, mix := range o.mixes {
 		b, t := summarize(cr.runs[mix]["baseline"]), summarize(cr.runs[mix]["tenantry"])
-		r.printf("| %s | %s | %s | **%.2f×** | %.1f / %.1f ms | %.1f / %.1f ms | %.2f× | %d / %d | %.0f / %.0f |\n",
-			mix, thousands(int(b.RPS+0.5)), thousands(int(t.RPS+0.5)), t.RPS/b.RPS, b.P50Ms, b.P99Ms, t.P50Ms, t.P99Ms, t.P99Ms/b.P99Ms, b.Errors, t.Errors, b.appCPUus, t.appCPUus)
+		r.printf("| %s | %s | %s | **%.2f×** | %.1f / %.1f ms | %.1f / %.1f ms | %.2f× | %d / %d | %.0f / %.0f | %.0f / %.0f |\n",
+			mix, thousands(int(b.RPS+0.5)), thousands(int(t.RPS+0.5)), t.RPS/b.RPS, b.P50Ms, b.P99Ms, t.P50Ms, t.P99Ms, t.P99Ms/b.P99Ms, b.Errors, t.Errors, b.appCPUus, t.appCPUus, b.dbCPUus, t.dbCPUus)
 	}
 	r.printf("\nEvery run (req/s / p99 ms):")
 	for i, mix := range o.mixes {
