@@ -31,22 +31,25 @@ func (p placed) String() string {
 	return fmt.Sprintf("%s/%s db=%q tenant=%q object=%q", p.Check, p.Severity, p.Database, p.Tenant, p.Object)
 }
 
-func placedFindings(fs []doctor.Finding) []string {
-	out := []string{}
-	for _, f := range fs {
-		out = append(out, placed{f.Check, f.Severity, f.Database, f.Tenant, f.Object}.String())
+// wantFindings fails t unless rep's findings are exactly want, in any
+// order.
+func wantFindings(t *testing.T, rep doctor.Report, want ...placed) {
+	t.Helper()
+	strs := func(ps []placed) []string {
+		out := []string{}
+		for _, p := range ps {
+			out = append(out, p.String())
+		}
+		slices.Sort(out)
+		return out
 	}
-	slices.Sort(out)
-	return out
-}
-
-func placedStrings(ps ...placed) []string {
-	out := []string{}
-	for _, p := range ps {
-		out = append(out, p.String())
+	var got []placed
+	for _, f := range rep.Findings {
+		got = append(got, placed{f.Check, f.Severity, f.Database, f.Tenant, f.Object})
 	}
-	slices.Sort(out)
-	return out
+	if g, w := strs(got), strs(want); !slices.Equal(g, w) {
+		t.Fatalf("findings %v, want %v:\n%s", g, w, dump(rep))
+	}
 }
 
 // TestRunPlacements audits tenants on two databases: the control one on
@@ -121,10 +124,7 @@ func TestRunPlacements(t *testing.T) {
 	t.Run("table dropped on b", func(t *testing.T) {
 		on("b", `DROP TABLE "bx"."users"`)
 		rep := run()
-		got, want := placedFindings(rep.Findings), placedStrings(placed{doctor.CheckStorage, doctor.Error, "b", "bx", "bx.users"})
-		if !slices.Equal(got, want) {
-			t.Fatalf("findings %v, want %v:\n%s", got, want, dump(rep))
-		}
+		wantFindings(t, rep, placed{doctor.CheckStorage, doctor.Error, "b", "bx", "bx.users"})
 		if msg := message(t, rep, doctor.CheckStorage, "bx.users"); !strings.Contains(msg, "on database b") {
 			t.Errorf("message does not name database b: %s", msg)
 		}
@@ -139,12 +139,9 @@ func TestRunPlacements(t *testing.T) {
 		on("b", `CREATE SCHEMA stray`, `CREATE TABLE stray.t (id int)`,
 			`CREATE SCHEMA acme`, `CREATE TABLE acme.users (id int)`)
 		rep := run()
-		got, want := placedFindings(rep.Findings), placedStrings(
+		wantFindings(t, rep,
 			placed{doctor.CheckOrphans, doctor.Error, "b", "", "stray"},
 			placed{doctor.CheckOrphans, doctor.Error, "b", "", "acme"})
-		if !slices.Equal(got, want) {
-			t.Fatalf("findings %v, want %v:\n%s", got, want, dump(rep))
-		}
 		if msg := message(t, rep, doctor.CheckOrphans, "acme"); !strings.Contains(msg, "tenant acme, placed on database main") ||
 			!strings.Contains(msg, "interrupted move") {
 			t.Errorf("orphan acme on b does not say it is acme's, placed on main, left by a move: %s", msg)
@@ -157,12 +154,9 @@ func TestRunPlacements(t *testing.T) {
 		// the move's copy, a warning, as is the move itself.
 		on("main", `UPDATE `+catalog+` SET moving_to = 'b' WHERE name = 'acme'`)
 		rep := run()
-		got, want := placedFindings(rep.Findings), placedStrings(
+		wantFindings(t, rep,
 			placed{doctor.CheckPlacements, doctor.Warning, "main", "acme", "acme"},
 			placed{doctor.CheckOrphans, doctor.Warning, "b", "", "acme"})
-		if !slices.Equal(got, want) {
-			t.Fatalf("findings %v, want %v:\n%s", got, want, dump(rep))
-		}
 		if msg := message(t, rep, doctor.CheckPlacements, "acme"); !strings.Contains(msg, "interrupted") || !strings.Contains(msg, "RecoverMoves") {
 			t.Errorf("move with no lock held is not called interrupted, or gives no way out: %s", msg)
 		}
@@ -196,12 +190,9 @@ func TestRunPlacements(t *testing.T) {
 		on("main", `UPDATE `+catalog+` SET database = 'ghost' WHERE name = 'by'`)
 		rep := run()
 		// by's schema on b is then an orphan: no tenant placed on b owns it.
-		got, want := placedFindings(rep.Findings), placedStrings(
+		wantFindings(t, rep,
 			placed{doctor.CheckPlacements, doctor.Error, "ghost", "by", "ghost"},
 			placed{doctor.CheckOrphans, doctor.Error, "b", "", "by"})
-		if !slices.Equal(got, want) {
-			t.Fatalf("findings %v, want %v:\n%s", got, want, dump(rep))
-		}
 		if last := rep.Databases[len(rep.Databases)-1]; last.Name != "ghost" || last.Tenants != 1 || last.Skipped == "" {
 			t.Errorf("databases %+v: want ghost listed last, 1 tenant, skipped", rep.Databases)
 		}
@@ -219,12 +210,9 @@ func TestRunPlacements(t *testing.T) {
 			t.Fatal(err)
 		}
 		rep := run()
-		got, want := placedFindings(rep.Findings), placedStrings(
+		wantFindings(t, rep,
 			placed{doctor.CheckPlacements, doctor.Error, "b", "", "b"},
 			placed{doctor.CheckStorage, doctor.Error, "main", "acme", "acme.users"})
-		if !slices.Equal(got, want) {
-			t.Fatalf("findings %v, want %v:\n%s", got, want, dump(rep))
-		}
 		if msg := message(t, rep, doctor.CheckPlacements, "b"); !strings.Contains(msg, "database b cannot be reached") || !strings.Contains(msg, "by") {
 			t.Errorf("message does not say b cannot be reached and name its tenants: %s", msg)
 		}

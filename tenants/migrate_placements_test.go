@@ -10,8 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"gorm.io/gorm"
-
 	"tenantry/config"
 	"tenantry/database"
 	"tenantry/internal/testenv"
@@ -23,8 +21,9 @@ import (
 // "east" and "west", each a database of its own on a private cluster, with
 // tenants on all three.
 type spread struct {
-	db     *gorm.DB
-	layout tenants.Layout
+	// fleet gives the control database and layout, and with them the
+	// catalog and each tenant's recorded version.
+	fleet
 	// on maps each tenant to its placement, "" for the control database.
 	on map[string]string
 }
@@ -71,7 +70,7 @@ func newSpread(t *testing.T, east, west *testenv.Cluster, perDB int) *spread {
 	if _, err := tenants.NewScope(db, layout); err != nil {
 		t.Fatal(err)
 	}
-	s := &spread{db: db, layout: layout, on: map[string]string{}}
+	s := &spread{fleet: fleet{db: db, layout: layout}, on: map[string]string{}}
 	c := s.catalog(t, migrations.Tenant())
 	if err := c.Bootstrap(ctx); err != nil {
 		t.Fatal(err)
@@ -90,10 +89,6 @@ func newSpread(t *testing.T, east, west *testenv.Cluster, perDB int) *spread {
 	return s
 }
 
-func (s *spread) catalog(t testing.TB, set migrations.Set) *tenants.Catalog {
-	return tenants.NewCatalog(s.db, s.layout, testenv.Logger(t), tenants.WithMigrations(set))
-}
-
 // names returns the tenants, in name order.
 func (s *spread) names() []string {
 	var out []string
@@ -110,17 +105,6 @@ func (s *spread) exec(t testing.TB, tenant, q string, args ...any) {
 	if err := s.db.WithContext(database.OnPlacement(context.Background(), s.on[tenant])).Exec(q, args...).Error; err != nil {
 		t.Fatalf("%s on %s's database: %v", q, tenant, err)
 	}
-}
-
-// version is the tenant's schema_version in the catalog.
-func (s *spread) version(t testing.TB, tenant string) int {
-	t.Helper()
-	var v []int
-	err := s.db.Raw("SELECT schema_version FROM "+migrations.Quote(s.layout.SharedTable("tenants"))+" WHERE name = ?", tenant).Scan(&v).Error
-	if err != nil || len(v) != 1 {
-		t.Fatalf("version of %s: %v %v", tenant, v, err)
-	}
-	return v[0]
 }
 
 // nicknames counts, on each database ("" the control one), the tenant's
