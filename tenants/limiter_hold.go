@@ -83,7 +83,9 @@ func (w *refusalWindow) repeated(now time.Time, ra time.Duration, free int) bool
 		w.end, w.refusals = n+int64(ra), 0
 	}
 	w.refusals++
-	return w.refusals > max(free, 1)
+	// free is the tenant's effective burst, at least 1 whenever it has a
+	// rate (Limiter.For), so the first refusal of a window is never held.
+	return w.refusals > free
 }
 
 // holdCounters are the Limiter's counts of held refusals.
