@@ -117,6 +117,10 @@ type Database struct {
 	// StatementCacheCapacity is how many prepared statements each
 	// PostgreSQL connection keeps; 0 picks DefaultStatementCache.
 	StatementCacheCapacity int `mapstructure:"statement_cache_capacity"`
+	// HomeWait is how long a quiet tenant's statement waits for a
+	// connection of its home group before it takes any free connection
+	// (database.Router); 0 takes any at once.
+	HomeWait time.Duration `mapstructure:"home_wait"`
 	// PlanCacheMode is PostgreSQL's plan_cache_mode for every connection,
 	// sent at connect time (it carries no tenant state); empty leaves the
 	// server's setting.
@@ -135,6 +139,11 @@ type Database struct {
 	// not answer at start-up before giving up; 0 tries once.
 	ConnectTimeout time.Duration `mapstructure:"connect_timeout"`
 }
+
+// DefaultHomeWait is database.home_wait's default: about the time of a
+// few statements, so a home group's short queue is waited out while a
+// long one is left for any free connection (docs/BENCHMARKS.md).
+const DefaultHomeWait = 2 * time.Millisecond
 
 // DefaultStatementCache is the prepared statements kept per connection
 // when database.statement_cache_capacity is 0.
@@ -302,6 +311,7 @@ func Default() Config {
 			MaxOpenConns:    16,
 			MaxIdleConns:    16,
 			ConnMaxLifetime: 30 * time.Minute,
+			HomeWait:        DefaultHomeWait,
 			// Above server.request_timeout: a backstop, not the bound.
 			StatementTimeout: 15 * time.Second,
 			LockTimeout:      5 * time.Second,
@@ -465,6 +475,7 @@ var keys = []key{
 	{name: "database.conn_max_lifetime", allowed: aDuration, decode: decodeAs[time.Duration]},
 	{name: "database.pool_groups", allowed: "a whole number from 0 (automatic) to database.max_open_conns", decode: decodeAs[int64]},
 	{name: "database.statement_cache_capacity", allowed: "a whole number from 0 (automatic) to 65536", decode: decodeAs[int64]},
+	{name: "database.home_wait", allowed: "a duration such as 2ms, below server.request_timeout, or 0 to take any connection at once", decode: decodeAs[time.Duration]},
 	{name: "database.plan_cache_mode", allowed: "auto, force_generic_plan, force_custom_plan, or empty for the server's setting", emptyOK: true},
 	{name: "database.statement_timeout", allowed: aZeroDuration, decode: decodeAs[time.Duration]},
 	{name: "database.lock_timeout", allowed: aZeroDuration, decode: decodeAs[time.Duration]},
@@ -596,6 +607,7 @@ func setDefaults(v *viper.Viper, d Config) {
 	v.SetDefault("database.conn_max_lifetime", d.Database.ConnMaxLifetime)
 	v.SetDefault("database.pool_groups", d.Database.PoolGroups)
 	v.SetDefault("database.statement_cache_capacity", d.Database.StatementCacheCapacity)
+	v.SetDefault("database.home_wait", d.Database.HomeWait)
 	v.SetDefault("database.plan_cache_mode", d.Database.PlanCacheMode)
 	v.SetDefault("database.statement_timeout", d.Database.StatementTimeout)
 	v.SetDefault("database.lock_timeout", d.Database.LockTimeout)
@@ -773,10 +785,14 @@ func (c Config) validateDeadlines(bad func(key string, val any, allowed string))
 		"database.statement_timeout": c.Database.StatementTimeout,
 		"database.lock_timeout":      c.Database.LockTimeout,
 		"database.connect_timeout":   c.Database.ConnectTimeout,
+		"database.home_wait":         c.Database.HomeWait,
 	} {
 		if d < 0 {
 			bad(key, d, "0 or a positive duration such as 5s")
 		}
+	}
+	if rt := c.Server.RequestTimeout; rt > 0 && c.Database.HomeWait >= rt {
+		bad("database.home_wait", c.Database.HomeWait, fmt.Sprintf("a duration below server.request_timeout (%v)", rt))
 	}
 	if c.Database.Driver == "sqlite" && c.Server.RequestTimeout > 0 && c.Database.LockTimeout >= c.Server.RequestTimeout {
 		bad("database.lock_timeout", c.Database.LockTimeout,

@@ -80,17 +80,17 @@ func Open(ctx context.Context, c config.Database, log *slog.Logger, opts ...Opti
 		opt(&o)
 	}
 	var (
-		groups  []*sql.DB
+		first   *Router
 		dialect migrations.Dialect
 		err     error
 	)
 	switch c.Driver {
 	case "postgres":
 		dialect = migrations.Postgres
-		groups, err = postgresGroups(c)
+		first, err = postgresRouter(c, o.route)
 	case "sqlite":
 		dialect = migrations.SQLite
-		groups, err = sqliteGroups(c)
+		first, err = sqliteRouter(c, o.route)
 	default:
 		return nil, "", fmt.Errorf("database.driver %q: want sqlite or postgres", c.Driver)
 	}
@@ -100,7 +100,7 @@ func Open(ctx context.Context, c config.Database, log *slog.Logger, opts ...Opti
 	if c.Name == "" {
 		c.Name = config.DefaultPlacement
 	}
-	routers := map[string]*Router{c.Name: NewRouter(groups, o.route)}
+	routers := map[string]*Router{c.Name: first}
 	names := []string{c.Name}
 	closeAll := func() {
 		for _, r := range routers {
@@ -114,12 +114,12 @@ func Open(ctx context.Context, c config.Database, log *slog.Logger, opts ...Opti
 		}
 		pc := c
 		pc.DSN = pl.DSN
-		g, err := postgresGroups(pc)
+		pr, err := postgresRouter(pc, o.route)
 		if err != nil {
 			closeAll()
 			return nil, "", fmt.Errorf("databases %s: %w", pl.Name, err)
 		}
-		routers[pl.Name] = NewRouter(g, o.route)
+		routers[pl.Name] = pr
 		names = append(names, pl.Name)
 	}
 	router := NewPlacements(c.Name, names, routers, o.where)
@@ -189,9 +189,22 @@ func (d sqliteDialector) Translate(err error) error {
 	return classify(d.Dialector.Translate(err), false)
 }
 
+// postgresRouter opens c's groups and the Router over them; each group's
+// connections tell the router when they come back to their pool.
+func postgresRouter(c config.Database, route RouteKey) (*Router, error) {
+	var r *Router
+	// r is set before any connection exists: OpenDB connects lazily.
+	groups, err := postgresGroups(c, func(i int) { r.Released(i) })
+	if err != nil {
+		return nil, err
+	}
+	r = NewRouter(groups, route, RouterOptions{HomeWait: c.HomeWait, SpreadTenants: SpreadTenantsFor(c.StatementCache())})
+	return r, nil
+}
+
 // postgresGroups opens Groups() pools that share max_open_conns and
 // max_idle_conns between them as evenly as whole connections allow.
-func postgresGroups(c config.Database) ([]*sql.DB, error) {
+func postgresGroups(c config.Database, back func(group int)) ([]*sql.DB, error) {
 	pc, err := pgx.ParseConfig(c.DSN)
 	if err != nil {
 		return nil, fmt.Errorf("database.dsn: %w", err)
@@ -219,7 +232,7 @@ func postgresGroups(c config.Database) ([]*sql.DB, error) {
 	n := c.Groups()
 	groups := make([]*sql.DB, n)
 	for i := range groups {
-		g := stdlib.OpenDB(*pc.Copy())
+		g := sql.OpenDB(releasingConnector{Connector: stdlib.GetConnector(*pc.Copy()), back: func() { back(i) }})
 		g.SetMaxOpenConns(share(c.MaxOpenConns, n, i))
 		g.SetMaxIdleConns(share(c.MaxIdleConns, n, i))
 		g.SetConnMaxLifetime(staggered(c.ConnMaxLifetime, n, i))
@@ -259,11 +272,11 @@ func share(total, n, i int) int {
 	return s
 }
 
-// sqliteGroups opens the one connection SQLite is used through. One writer
+// sqliteRouter opens the one connection SQLite is used through. One writer
 // at a time is SQLite's model; a single connection makes that explicit and
 // avoids SQLITE_BUSY on read-then-write transactions. WAL still lets the
 // file be read by other processes.
-func sqliteGroups(c config.Database) ([]*sql.DB, error) {
+func sqliteRouter(c config.Database, route RouteKey) (*Router, error) {
 	g, err := sql.Open(sqlite.DriverName, sqliteDSN(c.DSN, c.LockTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
@@ -271,7 +284,7 @@ func sqliteGroups(c config.Database) ([]*sql.DB, error) {
 	g.SetMaxOpenConns(1)
 	g.SetMaxIdleConns(1)
 	g.SetConnMaxLifetime(c.ConnMaxLifetime)
-	return []*sql.DB{g}, nil
+	return NewRouter([]*sql.DB{g}, route, RouterOptions{}), nil
 }
 
 // sqliteDSN adds the pragmas tenantry relies on unless the DSN sets them.

@@ -53,21 +53,34 @@
 //
 //   - Hot tenant: a tenant is not capped by its home group. A tenant its
 //     home group served among its last 4 statements counts as hot; when
-//     its home group has no idle connection and no room to open one, its
-//     statement overflows to the first group in a fixed order from home
-//     that has room, so one tenant taking all the load still uses the whole
-//     pool (the neighbours are the same few groups each time, so its
-//     statements stay prepared there). With every group busy it queues in
-//     the group with the fewest callers waiting, as one shared pool would.
-//   - Quiet tenants wait: when its home is busy, a quiet tenant waits for
-//     it. Letting every collision spread over the pool had every
-//     connection prepare every tenant's statements (at 10,000 tenants:
-//     half the throughput and 97 MB backends), and a second choice of
-//     group made each connection serve two shares and lost at 10,000
-//     tenants too. The price is a queue per connection instead of one per
-//     pool, which shows in p99 at 10,000 tenants (docs/BENCHMARKS.md); a
-//     slow statement of one tenant can delay the few tenants that share
-//     its connection, up to their request deadline.
+//     its home group has no free connection, its statement overflows to
+//     the first group in a fixed order from home that has one, so one
+//     tenant taking all the load still uses the whole pool (the
+//     neighbours are the same few groups each time, so its statements
+//     stay prepared there).
+//   - Quiet tenants wait at home, briefly, while they are few: when its
+//     home is busy, a quiet tenant waits for it for up to
+//     database.home_wait (2 ms), then takes any connection, as long as
+//     the distinct tenants that queued in the last 10 s are few enough
+//     for every connection to keep all their statements prepared
+//     (statement_cache_capacity ÷ 6: 682 tenants at the default). Past
+//     that, quiet tenants wait at home only. Measured both ways: leaving
+//     home after 2 ms brought 100 tenants to 1.5× the plain app's POSTs
+//     with a lower p99, but at 10,000 tenants it halved throughput and
+//     grew backends to 117 MB, every connection preparing and opening
+//     every tenant's statements and relations (docs/BENCHMARKS.md). The
+//     price of waiting at home is a queue per connection, which shows in
+//     p99 at 10,000 tenants; a slow statement of one tenant can delay the
+//     few tenants that share its connection, up to their request deadline.
+//   - One queue: a caller that must wait, quiet or hot, joins one queue
+//     for the whole pool (Router.wait), served in order of arrival. Each
+//     connection tells the router as it comes back to its group's pool
+//     (database/sql asks it driver.Validator's IsValid then, and its Close
+//     when it drops it), and the first queued caller that may take that
+//     group gets it: a quiet tenant within home_wait only its home, anyone
+//     else any group. A grant names a group, not a reserved connection: a
+//     caller arriving in between may take it first, and the granted one
+//     then waits inside the group for one statement.
 //   - Warm-up: a connection prepares each of its tenants' statements once,
 //     on first use; until then a request pays a prepare round trip and a
 //     plan. At 10,000 tenants (312 per connection of a pool of 32) that is

@@ -84,7 +84,7 @@ func NewPlacements(control string, names []string, routers map[string]*Router, o
 	pools[""] = routers[control]
 	return &Placements{
 		control: control, names: names, pools: pools, of: of,
-		unknown: NewRouter([]*sql.DB{sql.OpenDB(unknownConnector{})}, nil),
+		unknown: NewRouter([]*sql.DB{sql.OpenDB(unknownConnector{})}, nil, RouterOptions{}),
 	}
 }
 

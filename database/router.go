@@ -4,7 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"math"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"gorm.io/gorm"
 )
@@ -21,12 +24,12 @@ type RouteKey func(ctx context.Context) (key string, ok bool)
 // A tenant's home group is a hash of its key modulo the number of groups,
 // so each connection serves a bounded share of the tenants and finds their
 // statements already prepared (and their relations already open in its
-// backend). When the home group has no free connection and cannot open
-// one, a quiet tenant waits for it, while a hot one (a tenant among the
-// last few its home group served) overflows to the first group in order
-// from home that has room, so a tenant that takes all the load still uses
-// the whole pool. When every group is busy a hot tenant queues in the
-// group with the fewest callers waiting.
+// backend). When the home group has no free connection, a hot tenant (one
+// among the last few its home group served) overflows to the first group
+// in order from home that has one, so a tenant that takes all the load
+// still uses the whole pool; a quiet tenant waits for its home for up to
+// HomeWait, then for any connection. Callers that must wait queue in one
+// queue for the whole pool, in order of arrival (wait).
 //
 // Routing decides which connection runs a statement, never what the
 // statement may reach: nothing is SET on a connection for a tenant, and
@@ -35,10 +38,47 @@ type RouteKey func(ctx context.Context) (key string, ok bool)
 type Router struct {
 	groups []group
 	key    RouteKey
+	opts   RouterOptions
 	// overflows counts statements and transactions sent away from a busy
 	// home group: the measure of how often affinity gave way to load.
 	overflows atomic.Uint64
+
+	mu      sync.Mutex
+	waiters []*waiter // in order of arrival
+	// queued is len(waiters), read without mu on the hot path.
+	queued atomic.Int64
+	// waited holds the tenants (key hashes) that queued since windowAt,
+	// up to one past SpreadTenants; crowded is set while more than that
+	// many did, in this window or the last whole one.
+	waited   map[uint64]struct{}
+	windowAt time.Time
+	crowded  bool
 }
+
+// RouterOptions tune how quiet tenants share connections.
+type RouterOptions struct {
+	// HomeWait is how long a quiet tenant waits for its home group before
+	// it takes any (database.home_wait); 0 takes any at once.
+	HomeWait time.Duration
+	// SpreadTenants is how many distinct tenants may queue within
+	// spreadWindow with quiet tenants still leaving home after HomeWait;
+	// past it they wait at home only. 0: no limit.
+	SpreadTenants int
+}
+
+// spreadWindow is how long the count of tenants that queued is kept
+// before it starts again.
+const spreadWindow = 10 * time.Second
+
+// statementShapes is how many distinct statements a tenant's requests
+// prepare on a connection (the users list, one user, insert, update,
+// delete, and the catalog's own); a connection's statement cache holds
+// every tenant's while tenants × statementShapes fit in it.
+const statementShapes = 6
+
+// SpreadTenantsFor is RouterOptions.SpreadTenants for a statement cache of
+// capacity: as many tenants as every connection can keep prepared.
+func SpreadTenantsFor(capacity int) int { return max(capacity/statementShapes, 1) }
 
 var (
 	_ gorm.ConnPool   = (*Router)(nil)
@@ -46,12 +86,15 @@ var (
 )
 
 // NewRouter returns a router over groups (at least one), keyed by key; a
-// nil key sends everything to the first group, with overflow.
-func NewRouter(groups []*sql.DB, key RouteKey) *Router {
+// nil key sends everything to the first group, with overflow. A group's
+// connections must call Released as they come back to its pool (Open's
+// do), or a caller that queues waits for a connection elsewhere, or its
+// deadline.
+func NewRouter(groups []*sql.DB, key RouteKey, o RouterOptions) *Router {
 	if key == nil {
 		key = func(context.Context) (string, bool) { return "", false }
 	}
-	r := &Router{groups: make([]group, len(groups)), key: key}
+	r := &Router{groups: make([]group, len(groups)), key: key, opts: o, waited: map[uint64]struct{}{}}
 	for i, db := range groups {
 		r.groups[i].db = db
 	}
@@ -70,10 +113,12 @@ func (r *Router) Group(ctx context.Context) int {
 // home is the index of the home group of a key hashed to h.
 func (r *Router) home(h uint64) int { return int(h % uint64(len(r.groups))) }
 
-// pick returns the group to run ctx's next statement or transaction on.
-func (r *Router) pick(ctx context.Context) *group {
+// pick returns the group to run ctx's next statement or transaction on,
+// waiting in the router's queue (wait) when the group it may take has no
+// free connection.
+func (r *Router) pick(ctx context.Context) (g *group, granted bool) {
 	if len(r.groups) == 1 {
-		return &r.groups[0]
+		return &r.groups[0], false
 	}
 	key, keyed := r.key(ctx)
 	h := fnv1a(key)
@@ -84,38 +129,190 @@ func (r *Router) pick(ctx context.Context) *group {
 	// always spread. Seen before recording, so a request never sees itself.
 	hot := !keyed || home.seen(h)
 	home.record(h)
-	if !hot || hasRoom(home.db) {
-		// A quiet tenant waits for its home group rather than overflow:
-		// at thousands of tenants a home group is busy for about half of
-		// all requests, and overflowing them all would have every
-		// connection prepare every tenant's statements again (measured:
-		// 1,134 req/s overflowing against 2,327 waiting, at 10,000
-		// tenants; docs/BENCHMARKS.md). A second choice of group was
-		// measured too, and lost at 10,000 tenants.
-		return home
+	// With nobody queued, a free home connection is taken at once; with
+	// callers queued, they come first.
+	if r.queued.Load() == 0 && home.room() > 0 {
+		return home, false
 	}
-	// Probe in a fixed order from home, so a hot tenant's overflow lands
-	// on the same few neighbours and stays prepared there. If every group
-	// is busy, queue where the fewest callers already wait, as one shared
-	// pool would let the first free connection serve the next caller;
-	// waiting for one busy connection among many would make the tail as
-	// long as that connection's slowest statement.
-	best := home
-	for i := 1; i < len(r.groups); i++ {
-		g := &r.groups[(start+i)%len(r.groups)]
-		if hasRoom(g.db) {
-			best = g
-			break
-		}
-		if g.pending.Load() < best.pending.Load() {
-			best = g
+	if hot {
+		// Probe in a fixed order from home, so a hot tenant's overflow
+		// lands on the same few neighbours and stays prepared there.
+		for i := 1; i < len(r.groups); i++ {
+			if g := &r.groups[(start+i)%len(r.groups)]; r.queued.Load() == 0 && g.room() > 0 {
+				r.overflows.Add(1)
+				return g, false
+			}
 		}
 	}
-	if best != home {
+	i, granted := r.wait(ctx, start, h, hot)
+	if i != start {
 		r.overflows.Add(1)
 	}
-	return best
+	return &r.groups[i], granted
 }
+
+// waiter is a caller queued for a connection.
+type waiter struct {
+	home int
+	// any is set when the caller may take any group's connection: a hot
+	// tenant, a statement without one, or a quiet tenant that has waited
+	// HomeWait for its home.
+	any   bool
+	grant chan int
+}
+
+func (w *waiter) accepts(i int) bool { return w.any || w.home == i }
+
+// wait queues the caller until a group it accepts has a connection for it,
+// and returns that group: the router's queue is one for the whole pool, so
+// a caller never waits for its home while another connection stands idle
+// for longer than HomeWait, and callers are served in order of arrival.
+//
+// A quiet tenant accepts only its home at first: spreading every collision
+// over the pool at once would have each connection prepare every tenant's
+// statements (measured at 10,000 tenants: 1,134 req/s overflowing against
+// 2,327 waiting; docs/BENCHMARKS.md). After HomeWait it takes any group,
+// as one shared pool would, so a busy home costs it at most HomeWait plus
+// the wait for the next connection anywhere, not its home's whole queue.
+// That holds while the tenants that queue are few enough for every
+// connection to keep all their statements prepared (SpreadTenants); with
+// more, leaving home after 2 ms halved throughput at 10,000 tenants
+// (docs/BENCHMARKS.md), so quiet tenants then wait at home only.
+//
+// Connections tell the router when they come back (released); a grant
+// names a group whose connection is on its way back, not a reserved
+// connection, so a caller that arrives in between may take it first and
+// the granted one then waits inside that group for one statement. That
+// costs latency, never correctness. A granted group counts the grant as
+// taken (promised) until the caller's method returns. If the caller's
+// context ends, wait returns its home, not granted, and the statement
+// fails there with the context's error.
+func (r *Router) wait(ctx context.Context, home int, h uint64, hot bool) (int, bool) {
+	began := time.Now()
+	w := &waiter{home: home, any: hot, grant: make(chan int, 1)}
+	r.mu.Lock()
+	spread := !hot && r.spreadsLocked(h, time.Now())
+	w.any = w.any || (spread && r.opts.HomeWait <= 0)
+	r.waiters = append(r.waiters, w)
+	r.queued.Add(1)
+	// A connection that came back before this caller queued went to
+	// nobody: hand out what is free now.
+	r.dispatchLocked()
+	r.mu.Unlock()
+	var promote <-chan time.Time
+	if spread && r.opts.HomeWait > 0 {
+		t := time.NewTimer(r.opts.HomeWait)
+		defer t.Stop()
+		promote = t.C
+	}
+	for {
+		select {
+		case i := <-w.grant:
+			r.groups[i].queuedFor(time.Since(began))
+			return i, true
+		case <-promote:
+			promote = nil
+			r.mu.Lock()
+			w.any = true
+			r.dispatchLocked()
+			r.mu.Unlock()
+		case <-ctx.Done():
+			r.mu.Lock()
+			queued := r.removeLocked(w)
+			r.mu.Unlock()
+			if !queued {
+				// Granted as the context ended: pass the group on.
+				i := <-w.grant
+				r.groups[i].promised.Add(-1)
+				r.Released(i)
+			}
+			r.groups[home].queuedFor(time.Since(began))
+			return home, false
+		}
+	}
+}
+
+// spreadsLocked counts the quiet tenant hashed to h as one that queued, and
+// reports whether quiet tenants may leave home now: not while more
+// distinct tenants than SpreadTenants queued, in this window or the one
+// before.
+func (r *Router) spreadsLocked(h uint64, now time.Time) bool {
+	if r.opts.SpreadTenants <= 0 {
+		return true
+	}
+	if now.Sub(r.windowAt) >= spreadWindow {
+		// A window is counted from a wait to the first wait after it,
+		// so a pause in the load (no waits) neither clears nor sets
+		// crowded: only a window with few tenants queuing clears it.
+		r.crowded = len(r.waited) > r.opts.SpreadTenants
+		clear(r.waited)
+		r.windowAt = now
+	}
+	if len(r.waited) <= r.opts.SpreadTenants {
+		r.waited[h] = struct{}{}
+	}
+	if len(r.waited) > r.opts.SpreadTenants {
+		r.crowded = true
+	}
+	return !r.crowded
+}
+
+// Released is called as one of group i's connections comes back to its
+// pool (see notifyingConn): the first queued caller that accepts i gets it.
+func (r *Router) Released(i int) {
+	if r.queued.Load() == 0 {
+		return
+	}
+	r.mu.Lock()
+	for _, w := range r.waiters {
+		if w.accepts(i) {
+			r.grantLocked(w, i)
+			break
+		}
+	}
+	r.mu.Unlock()
+}
+
+// dispatchLocked grants every group's free connections, as many as each
+// has, to the first queued callers that accept them.
+func (r *Router) dispatchLocked() {
+	for i := range r.groups {
+		if len(r.waiters) == 0 {
+			return
+		}
+		free := r.groups[i].room()
+		for k := 0; free > 0 && k < len(r.waiters); {
+			if w := r.waiters[k]; w.accepts(i) {
+				r.grantLocked(w, i)
+				free--
+				continue
+			}
+			k++
+		}
+	}
+}
+
+func (r *Router) grantLocked(w *waiter, i int) {
+	r.removeLocked(w)
+	r.groups[i].promised.Add(1)
+	w.grant <- i
+}
+
+// removeLocked takes w out of the queue, keeping the others' order; it
+// reports whether w was still queued.
+func (r *Router) removeLocked(w *waiter) bool {
+	for k, x := range r.waiters {
+		if x == w {
+			r.waiters = append(r.waiters[:k], r.waiters[k+1:]...)
+			r.queued.Add(-1)
+			return true
+		}
+	}
+	return false
+}
+
+// Queued returns how many callers wait in the router's queue now.
+func (r *Router) Queued() int { return int(r.queued.Load()) }
 
 // group is one *sql.DB of the router and the tenants it served last.
 type group struct {
@@ -125,14 +322,50 @@ type group struct {
 	// taking a large part of the group's work.
 	recent [recentPicks]atomic.Uint64
 	next   atomic.Uint32
-	// pending counts callers inside one of db's methods: waiting for a
-	// connection, or (Exec) running on one.
-	pending atomic.Int64
+	// promised counts callers granted this group by the queue whose
+	// method has not returned yet: a connection that came back for one of
+	// them is not free for anybody else.
+	promised atomic.Int64
+	// waits and waited count the callers that queued in the router for
+	// this group (or, given up, for their home) and the time they spent
+	// there; GroupStats adds them to database/sql's own wait counts, so
+	// the pool's wait metrics see both.
+	waits  atomic.Int64
+	waited atomic.Int64 // nanoseconds
 }
 
-// enter and leave bracket a caller's time inside one of g.db's methods.
-func (g *group) enter() { g.pending.Add(1) }
-func (g *group) leave() { g.pending.Add(-1) }
+func (g *group) queuedFor(d time.Duration) {
+	g.waits.Add(1)
+	g.waited.Add(int64(d))
+}
+
+// stats is g's pool statistics with the router's queue waits added.
+func (g *group) stats() sql.DBStats {
+	s := g.db.Stats()
+	s.WaitCount += g.waits.Load()
+	s.WaitDuration += time.Duration(g.waited.Load())
+	return s
+}
+
+// done ends a caller's use of g's methods.
+func (g *group) done(granted bool) {
+	if granted {
+		g.promised.Add(-1)
+	}
+}
+
+// room is how many connections g can hand out without waiting: idle ones
+// and room to open more, less those promised to queued callers. It is a
+// snapshot, so two callers may both see the last free connection; the
+// loser waits briefly in that group, which costs latency, never
+// correctness.
+func (g *group) room() int {
+	s := g.db.Stats()
+	if s.MaxOpenConnections <= 0 {
+		return math.MaxInt32
+	}
+	return s.MaxOpenConnections - s.InUse - int(g.promised.Load())
+}
 
 // recentPicks is how many of a group's last statements decide whether a
 // tenant is hot. With a uniform load over n tenants per group, a quiet
@@ -152,15 +385,6 @@ func (g *group) record(h uint64) {
 	g.recent[g.next.Add(1)%recentPicks].Store(h)
 }
 
-// hasRoom reports whether g can hand out a connection without waiting: an
-// idle one, or room to open one. It is a snapshot, so two callers may both
-// see the last free connection; the loser waits briefly in that group,
-// which costs latency, never correctness.
-func hasRoom(g *sql.DB) bool {
-	s := g.Stats()
-	return s.MaxOpenConnections <= 0 || s.InUse < s.MaxOpenConnections
-}
-
 // fnv1a is 64-bit FNV-1a, inlined so that routing allocates nothing.
 func fnv1a(s string) uint64 {
 	h := uint64(14695981039346656037)
@@ -173,50 +397,44 @@ func fnv1a(s string) uint64 {
 
 // PrepareContext prepares query on ctx's group.
 func (r *Router) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {
-	g := r.pick(ctx)
-	g.enter()
-	defer g.leave()
+	g, granted := r.pick(ctx)
+	defer g.done(granted)
 	return g.db.PrepareContext(ctx, query)
 }
 
 // ExecContext runs query on ctx's group.
 func (r *Router) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	g := r.pick(ctx)
-	g.enter()
-	defer g.leave()
+	g, granted := r.pick(ctx)
+	defer g.done(granted)
 	return g.db.ExecContext(ctx, query, args...)
 }
 
 // QueryContext runs query on ctx's group.
 func (r *Router) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	g := r.pick(ctx)
-	g.enter()
-	defer g.leave()
+	g, granted := r.pick(ctx)
+	defer g.done(granted)
 	return g.db.QueryContext(ctx, query, args...)
 }
 
 // QueryRowContext runs query on ctx's group.
 func (r *Router) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	g := r.pick(ctx)
-	g.enter()
-	defer g.leave()
+	g, granted := r.pick(ctx)
+	defer g.done(granted)
 	return g.db.QueryRowContext(ctx, query, args...)
 }
 
 // BeginTx starts a transaction on one connection of ctx's group; every
 // statement of the transaction then runs on that connection.
 func (r *Router) BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error) {
-	g := r.pick(ctx)
-	g.enter()
-	defer g.leave()
+	g, granted := r.pick(ctx)
+	defer g.done(granted)
 	return g.db.BeginTx(ctx, opts)
 }
 
 // PingContext checks that the database answers, through ctx's group.
 func (r *Router) PingContext(ctx context.Context) error {
-	g := r.pick(ctx)
-	g.enter()
-	defer g.leave()
+	g, granted := r.pick(ctx)
+	defer g.done(granted)
 	return g.db.PingContext(ctx)
 }
 
@@ -227,11 +445,12 @@ func (r *Router) Ping() error { return r.PingContext(context.Background()) }
 // their home group because it was busy.
 func (r *Router) Overflows() uint64 { return r.overflows.Load() }
 
-// Stats adds up every group's pool statistics.
+// Stats adds up every group's pool statistics; the waits include those in
+// the router's queue.
 func (r *Router) Stats() sql.DBStats {
 	var t sql.DBStats
 	for i := range r.groups {
-		s := r.groups[i].db.Stats()
+		s := r.groups[i].stats()
 		t.MaxOpenConnections += s.MaxOpenConnections
 		t.OpenConnections += s.OpenConnections
 		t.InUse += s.InUse
@@ -245,11 +464,12 @@ func (r *Router) Stats() sql.DBStats {
 	return t
 }
 
-// GroupStats returns each group's pool statistics, in group order.
+// GroupStats returns each group's pool statistics, in group order; a
+// group's waits include the router's queue waits that ended with it.
 func (r *Router) GroupStats() []sql.DBStats {
 	out := make([]sql.DBStats, len(r.groups))
 	for i := range r.groups {
-		out[i] = r.groups[i].db.Stats()
+		out[i] = r.groups[i].stats()
 	}
 	return out
 }
@@ -266,8 +486,7 @@ func (r *Router) Close() error {
 // Conn returns a dedicated connection of ctx's group, for work that needs
 // one session throughout; the caller must Close it.
 func (r *Router) Conn(ctx context.Context) (*sql.Conn, error) {
-	g := r.pick(ctx)
-	g.enter()
-	defer g.leave()
+	g, granted := r.pick(ctx)
+	defer g.done(granted)
 	return g.db.Conn(ctx)
 }

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/jackc/pgx/v5"
 
 	"tenantry/config"
 	"tenantry/database"
@@ -174,19 +174,28 @@ func TestRouterOverflow(t *testing.T) {
 	}
 }
 
-// A quiet tenant whose home group is busy with another tenant waits for
-// it rather than overflow, even with other groups free: spreading every
-// collision over the pool would have each connection prepare every
-// tenant's statements.
-func TestRouterQuietTenantWaitsAtHome(t *testing.T) {
-	r := openRouter(t, 3, 3)
-	keys := keysInGroups(t, r)
-	var quiet string
-	for i := 0; quiet == ""; i++ {
-		if k := fmt.Sprintf("q%d", i); r.Group(withKey(k)) == 0 {
-			quiet = k
+// quietKey returns the nth key whose home is group g among keys no other
+// helper uses (n from 0).
+func quietKey(r *database.Router, g, n int) string {
+	skip := n
+	for i := 0; ; i++ {
+		if k := fmt.Sprintf("q%d", i); r.Group(withKey(k)) == g {
+			if skip == 0 {
+				return k
+			}
+			skip--
 		}
 	}
+}
+
+// A quiet tenant whose home group is busy with another tenant waits for
+// it rather than overflow, even with other groups free, for up to
+// database.home_wait: spreading every collision over the pool at once
+// would have each connection prepare every tenant's statements.
+func TestRouterQuietTenantWaitsAtHome(t *testing.T) {
+	r := openRouter(t, 3, 3, func(d *config.Database) { d.HomeWait = time.Minute })
+	keys := keysInGroups(t, r)
+	quiet := quietKey(r, 0, 0)
 	held, err := r.BeginTx(withKey(keys[0]), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -201,6 +210,105 @@ func TestRouterQuietTenantWaitsAtHome(t *testing.T) {
 	}
 	if got := r.Overflows(); got != 0 {
 		t.Errorf("overflows = %d, want 0", got)
+	}
+	if got := r.Queued(); got != 0 {
+		t.Errorf("a caller whose context ended is still queued: %d queued", got)
+	}
+}
+
+// A quiet tenant queued for its home is handed the home connection as soon
+// as it comes back, long before home_wait: the connection tells the router.
+func TestRouterQueuedCallerGetsItsHomeWhenFreed(t *testing.T) {
+	r := openRouter(t, 2, 2, func(d *config.Database) { d.HomeWait = time.Minute })
+	keys := keysInGroups(t, r)
+	home := backendPID(withKey(keys[0]), t, r)
+	held, err := r.BeginTx(withKey(keys[0]), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(withKey(quietKey(r, 0, 0)), 20*time.Second)
+	defer cancel()
+	got := make(chan int, 1)
+	go func() {
+		var pid int
+		if err := r.QueryRowContext(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+			t.Errorf("queued caller: %v", err)
+		}
+		got <- pid
+	}()
+	waitQueued(t, r, 1)
+	_ = held.Rollback()
+	select {
+	case pid := <-got:
+		if pid != home {
+			t.Errorf("queued quiet caller ran on backend %d, want its home %d", pid, home)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the queued caller was not served when its home connection came back")
+	}
+}
+
+// After home_wait, a quiet tenant whose home is still busy takes a free
+// connection of another group.
+func TestRouterQuietTenantTakesAnyAfterHomeWait(t *testing.T) {
+	r := openRouter(t, 2, 2, func(d *config.Database) { d.HomeWait = 50 * time.Millisecond })
+	keys := keysInGroups(t, r)
+	other := backendPID(withKey(keys[1]), t, r)
+	held, err := r.BeginTx(withKey(keys[0]), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = held.Rollback() }()
+	ctx, cancel := context.WithTimeout(withKey(quietKey(r, 0, 0)), 10*time.Second)
+	defer cancel()
+	if got := backendPID(ctx, t, r); got != other {
+		t.Errorf("quiet tenant past home_wait ran on backend %d, want the free group's %d", got, other)
+	}
+	if got := r.Overflows(); got != 1 {
+		t.Errorf("overflows = %d, want 1", got)
+	}
+}
+
+// Quiet tenants leave home only while the tenants that queue are few
+// enough for every connection to keep all their statements prepared:
+// with a statement cache for 2 tenants, the third distinct quiet tenant
+// to queue waits at home though another group is free.
+func TestRouterQuietTenantsStayHomeWhenMany(t *testing.T) {
+	r := openRouter(t, 2, 2, func(d *config.Database) {
+		d.HomeWait = 20 * time.Millisecond
+		d.StatementCacheCapacity = 2 * 6
+	})
+	keys := keysInGroups(t, r)
+	other := backendPID(withKey(keys[1]), t, r)
+	held, err := r.BeginTx(withKey(keys[0]), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = held.Rollback() }()
+	for i := range 3 {
+		key := quietKey(r, 0, i)
+		ctx, cancel := context.WithTimeout(withKey(key), 500*time.Millisecond)
+		var pid int
+		err := r.QueryRowContext(ctx, "SELECT pg_backend_pid()").Scan(&pid)
+		cancel()
+		switch {
+		case i < 2 && (err != nil || pid != other):
+			t.Errorf("quiet tenant %d of 2 allowed to spread: backend %d, err %v; want the free group's %d", i+1, pid, err, other)
+		case i == 2 && !errors.Is(err, context.DeadlineExceeded):
+			t.Errorf("third distinct quiet tenant: backend %d, err %v; want a wait at home until the deadline", pid, err)
+		}
+	}
+}
+
+// waitQueued waits until n callers are queued in r.
+func waitQueued(t *testing.T, r *database.Router, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for r.Queued() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d callers queued, want %d", r.Queued(), n)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -239,7 +347,11 @@ func TestOpenConnectionSettings(t *testing.T) {
 	}
 	defer conn.Close()
 	err = conn.Raw(func(dc any) error {
-		if got := dc.(*stdlib.Conn).Conn().Config().StatementCacheCapacity; got != 777 {
+		pc, ok := dc.(interface{ Conn() *pgx.Conn })
+		if !ok {
+			return fmt.Errorf("driver connection %T does not hold a pgx connection", dc)
+		}
+		if got := pc.Conn().Config().StatementCacheCapacity; got != 777 {
 			return fmt.Errorf("statement cache capacity = %d, want 777", got)
 		}
 		return nil
@@ -255,67 +367,61 @@ func openRouterSQL(t *testing.T, r *database.Router, ctx context.Context) *sql.D
 	return r.GroupDB(r.Group(ctx))
 }
 
-// With every group busy, a hot tenant queues where fewer callers already
-// wait, so the next connection to free up serves it, as in one shared pool.
-func TestRouterHotTenantQueuesWhereFewestWait(t *testing.T) {
-	r := openRouter(t, 2, 2)
+// With every group busy, callers queue in one queue for the whole pool:
+// a connection that comes back goes to the first queued caller that may
+// take it, as in one shared pool, while a quiet tenant keeps waiting for
+// its own home.
+func TestRouterQueueServesTheFirstFreeConnection(t *testing.T) {
+	r := openRouter(t, 2, 2, func(d *config.Database) { d.HomeWait = time.Minute })
 	keys := keysInGroups(t, r)
-	ctx := withKey(keys[0])
-	home := backendPID(ctx, t, r)
+	hot := withKey(keys[0])
+	home := backendPID(hot, t, r)
 	other := backendPID(withKey(keys[1]), t, r)
 
-	holdHome, err := r.BeginTx(ctx, nil)
+	holdHome, err := r.BeginTx(hot, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = holdHome.Rollback() }()
 	holdOther, err := r.BeginTx(withKey(keys[1]), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-
-	// A first caller of the hot tenant waits in its home group...
-	waitCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	first := make(chan error, 1)
-	go func() {
+	run := func(key string, into chan<- int) {
 		var pid int
-		first <- r.QueryRowContext(waitCtx, "SELECT pg_backend_pid()").Scan(&pid)
-	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for r.GroupPending(r.Group(ctx)) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the first caller never queued in its home group")
+		if err := r.QueryRowContext(context.WithValue(ctx, keyCtx{}, key), "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+			t.Errorf("caller %s: %v", key, err)
 		}
-		time.Sleep(5 * time.Millisecond)
+		into <- pid
 	}
-	// ...so the second queues in the other group, and is served as soon
-	// as that group's connection is free, though home stays busy.
-	second := make(chan int, 1)
-	go func() {
-		var pid int
-		if err := r.QueryRowContext(waitCtx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
-			pid = -1
-		}
-		second <- pid
-	}()
-	for r.GroupPending(r.Group(withKey(keys[1]))) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the second caller never queued in the other group")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	// First a quiet tenant of group 0, then the hot tenant of group 0
+	// (it ran there twice just now): both queue.
+	quiet, busy := make(chan int, 1), make(chan int, 1)
+	go run(quietKey(r, 0, 0), quiet)
+	waitQueued(t, r, 1)
+	go run(keys[0], busy)
+	waitQueued(t, r, 2)
+
+	// Group 1 frees up: the quiet caller, first in the queue, waits for
+	// its home, so the hot one takes group 1.
 	_ = holdOther.Rollback()
 	select {
-	case pid := <-second:
+	case pid := <-busy:
 		if pid != other {
-			t.Errorf("second caller ran on backend %d, want the other group's %d (home is %d)", pid, other, home)
+			t.Errorf("hot caller ran on backend %d, want the freed group's %d (home %d)", pid, other, home)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("the second caller was not served when the other group freed up")
+		t.Fatal("the hot caller was not served when another group freed up")
 	}
+	waitQueued(t, r, 1)
 	_ = holdHome.Rollback()
-	if err := <-first; err != nil {
-		t.Errorf("first caller: %v", err)
+	select {
+	case pid := <-quiet:
+		if pid != home {
+			t.Errorf("quiet caller ran on backend %d, want its home %d", pid, home)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the quiet caller was not served when its home freed up")
 	}
 }

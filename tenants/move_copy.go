@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/stdlib"
 	"golang.org/x/time/rate"
 
 	"tenantry/database"
@@ -475,7 +474,9 @@ func (m *mover) verify(ctx context.Context, d *pgx.Conn, source map[string]map[s
 // driver's own).
 func withPgx(conn *sql.Conn, fn func(*pgx.Conn) error) error {
 	return conn.Raw(func(dc any) error {
-		sc, ok := dc.(*stdlib.Conn)
+		// Not *stdlib.Conn: the pool wraps pgx's connection (see
+		// database.releasingConn) and keeps its Conn method.
+		sc, ok := dc.(interface{ Conn() *pgx.Conn })
 		if !ok {
 			return fmt.Errorf("driver connection %T is not pgx's", dc)
 		}

@@ -101,6 +101,7 @@ type options struct {
 	pool         int
 	poolGroups   int
 	stmtCache    int
+	homeWait     string
 	conns        int
 	rounds       int
 	duration     time.Duration
@@ -128,6 +129,7 @@ func main() {
 	flag.IntVar(&o.pool, "pool", 32, "database pool size of both apps (max open = max idle)")
 	flag.IntVar(&o.poolGroups, "pool-groups", 0, "tenantry's database.pool_groups (0: not written, the service's default)")
 	flag.IntVar(&o.stmtCache, "stmt-cache", 0, "tenantry's database.statement_cache_capacity (0: not written, the service's default)")
+	flag.StringVar(&o.homeWait, "home-wait", "", "tenantry's database.home_wait, a duration such as 2ms or 0 (empty: not written, the service's default)")
 	flag.IntVar(&o.conns, "conns", 32, "keep-alive connections of the load generator")
 	flag.IntVar(&o.rounds, "rounds", 3, "runs per app and mix")
 	flag.DurationVar(&o.duration, "duration", 20*time.Second, "measured time of each run")

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -46,6 +47,9 @@ func TestConfigYAMLLoads(t *testing.T) {
 	if hasKey(config.Database{}, "pool_groups") && hasKey(config.Database{}, "statement_cache_capacity") {
 		cases = append(cases, options{pool: 32, poolGroups: 4, stmtCache: 256})
 	}
+	if hasKey(config.Database{}, "home_wait") {
+		cases = append(cases, options{pool: 32, homeWait: "0"}, options{pool: 32, homeWait: "5ms"})
+	}
 	for _, o := range cases {
 		path := filepath.Join(t.TempDir(), "config.yaml")
 		if err := os.WriteFile(path, []byte(configYAML(o, "postgres://postgres@127.0.0.1:5432/x?sslmode=disable", "secret")), 0o600); err != nil {
@@ -60,10 +64,20 @@ func TestConfigYAMLLoads(t *testing.T) {
 		if err != nil {
 			t.Fatalf("options %+v: %v", o, err)
 		}
-		if c.Admin.Listen != adminListen || c.Admin.Token != "secret" || c.Database.MaxOpenConns != 32 || c.Tenancy.Strategy != "schema" {
+		if c.Admin.Listen != adminListen || c.Admin.Token != "secret" || c.Database.MaxOpenConns != 32 || c.Tenancy.Strategy != "schema" ||
+			(o.homeWait != "" && c.Database.HomeWait.String() != mustDuration(t, o.homeWait).String()) {
 			t.Errorf("options %+v: loaded admin %+v, database %+v, tenancy %+v", o, c.Admin, c.Database, c.Tenancy)
 		}
 	}
+}
+
+func mustDuration(t *testing.T, s string) time.Duration {
+	t.Helper()
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
 
 func TestCheckConfigKeysRefusesUnknownKeys(t *testing.T) {

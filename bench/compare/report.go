@@ -89,13 +89,13 @@ func (r *report) header(info sittingInfo, o options) {
 		runtime.NumCPU(), benchdb.CPUModel(), benchdb.Memory(), info.pgVersion, strings.Join(info.pgSettings, ", "), runtime.Version(), info.loadBefore)
 	r.printf("**Method:** tenantry with %s tenants (t0…tN-1 on schemas, %d users each, provisioned incrementally; "+
 		"a fresh `tenantry serve` per count) against the baseline (%d users, started once; it answered its first request %s after exec). "+
-		"Both apps: pool %d (max open = max idle); tenantry: database.pool_groups %s, database.statement_cache_capacity %s, %s. "+
+		"Both apps: pool %d (max open = max idle); tenantry: database.pool_groups %s, database.statement_cache_capacity %s, database.home_wait %s, %s. "+
 		"bench/load: %d keep-alive connections; for tenantry the Host header rotates over all N tenants; requests in flight at the end of a run are let finish, uncounted, so the pools keep their connections. "+
 		"Rounds: %d alternating runs per app and mix (%s), each %s warm-up + %s measured, all read rounds before the POST rounds; tables show medians. "+
 		"%s"+
 		"Before each count after the first, the users tables POST rounds wrote to (baseline and tenants) are truncated and re-seeded, so reads always see only the seeded users. "+
 		"Memory is read after each count's runs. App CPU is the server's user+system time over the run (warm-up included) per request; database CPU is the same for the PostgreSQL backends connected to the app's database.\n",
-		joinInts(o.counts), o.users, o.users, info.baselineStartup.Round(time.Millisecond), o.pool, orDefault(o.poolGroups), orDefault(o.stmtCache), logMethod(o.accessLog),
+		joinInts(o.counts), o.users, o.users, info.baselineStartup.Round(time.Millisecond), o.pool, orDefault(o.poolGroups), orDefault(o.stmtCache), orDefaultString(o.homeWait), logMethod(o.accessLog),
 		o.conns, o.rounds, strings.Join(o.mixes, ", "), o.warmup, o.duration, coldMethod(o.cold))
 }
 
@@ -207,6 +207,13 @@ func orDefault(n int) string {
 		return "unset (service default)"
 	}
 	return fmt.Sprint(n)
+}
+
+func orDefaultString(s string) string {
+	if s == "" {
+		return "unset (service default)"
+	}
+	return s
 }
 
 func coldMethod(cold time.Duration) string {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	service "tenantry/app"
 	"tenantry/config"
@@ -33,6 +34,14 @@ func checkConfigKeys(o options) error {
 	}{{"-pool-groups", "pool_groups", o.poolGroups}, {"-stmt-cache", "statement_cache_capacity", o.stmtCache}} {
 		if k.n != 0 && !hasKey(config.Database{}, k.key) {
 			return fmt.Errorf("%s %d: this tenantry has no database.%s key (config.Load would ignore it)", k.flag, k.n, k.key)
+		}
+	}
+	if o.homeWait != "" {
+		if !hasKey(config.Database{}, "home_wait") {
+			return fmt.Errorf("-home-wait %s: this tenantry has no database.home_wait key", o.homeWait)
+		}
+		if _, err := time.ParseDuration(o.homeWait); err != nil {
+			return fmt.Errorf("-home-wait: %w", err)
 		}
 	}
 	return nil
@@ -58,6 +67,9 @@ func configYAML(o options, dsn, token string) string {
 	}
 	if o.stmtCache > 0 {
 		fmt.Fprintf(&db, "  statement_cache_capacity: %d\n", o.stmtCache)
+	}
+	if o.homeWait != "" {
+		fmt.Fprintf(&db, "  home_wait: %s\n", o.homeWait)
 	}
 	return fmt.Sprintf(`server:
   listen: [%q]
