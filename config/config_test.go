@@ -142,6 +142,8 @@ func TestInvalidValuesNameTheKey(t *testing.T) {
 		{map[string]string{"TENANTRY_TENANCY_REFUSAL_HOLD": "10s"}, "tenancy.refusal_hold", "below server.request_timeout (10s)"},
 		{map[string]string{"TENANTRY_TENANCY_REFUSAL_HOLD": "3s", "TENANTRY_SERVER_REQUEST_TIMEOUT": "2s"}, "tenancy.refusal_hold", "below server.request_timeout (2s)"},
 		{map[string]string{"TENANTRY_TENANCY_MAX_HELD_REFUSALS": "-1"}, "tenancy.max_held_refusals", "0 (hold none) or more"},
+		{map[string]string{"TENANTRY_DATABASE_HOME_WAIT": "-1ms"}, "database.home_wait", "0 or a positive duration"},
+		{map[string]string{"TENANTRY_DATABASE_HOME_WAIT": "10s"}, "database.home_wait", "below server.request_timeout (10s)"},
 		{map[string]string{"TENANTRY_LOG_SLOW_STATEMENT": "-1s"}, "log.slow_statement", "0 (none)"},
 		{map[string]string{"TENANTRY_METRICS_TENANT_SERIES": "10001"}, "metrics.tenant_series", "0 to 10000"},
 	} {
@@ -410,20 +412,7 @@ func TestTenantLimits(t *testing.T) {
 			want: config.Tenancy{MaxConcurrentPerTenant: 8, ConcurrencyWait: time.Second}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := chdir(t)
-			for k, v := range tc.env {
-				t.Setenv(k, v)
-			}
-			if tc.file != "" {
-				if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(tc.file), 0o600); err != nil {
-					t.Fatal(err)
-				}
-			}
-			c, err := config.Load(nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got := c.Tenancy
+			got := loadFrom(t, tc.env, tc.file).Tenancy
 			got.Strategy, got.NegativeCacheTTL, got.RefreshInterval = "", 0, 0
 			if got != tc.want {
 				t.Errorf("limits = %+v, want %+v", got, tc.want)
@@ -521,4 +510,43 @@ func TestLendLimit(t *testing.T) {
 			t.Errorf("LendLimit(%d) = %d, want %d", tc.pool, got, tc.want)
 		}
 	}
+}
+
+// database.home_wait defaults to config.DefaultHomeWait and takes 0 (any
+// connection at once) from a file.
+func TestHomeWait(t *testing.T) {
+	for _, tc := range []struct {
+		name, file string
+		want       time.Duration
+	}{
+		{"default", "", config.DefaultHomeWait},
+		{"0 from a file", "database:\n  home_wait: 0\n", 0},
+		{"a duration from a file", "database:\n  home_wait: 15ms\n", 15 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := loadFrom(t, nil, tc.file).Database.HomeWait; got != tc.want {
+				t.Errorf("database.home_wait = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// loadFrom loads the configuration in a fresh directory with env set and,
+// unless file is empty, file as its config.yaml.
+func loadFrom(t *testing.T, env map[string]string, file string) config.Config {
+	t.Helper()
+	dir := chdir(t)
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	if file != "" {
+		if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(file), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := config.Load(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

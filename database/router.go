@@ -179,7 +179,7 @@ func (w *waiter) accepts(i int) bool { return w.any || w.home == i }
 // more, leaving home after 2 ms halved throughput at 10,000 tenants
 // (docs/BENCHMARKS.md), so quiet tenants then wait at home only.
 //
-// Connections tell the router when they come back (released); a grant
+// Connections tell the router when they come back (Released); a grant
 // names a group whose connection is on its way back, not a reserved
 // connection, so a caller that arrives in between may take it first and
 // the granted one then waits inside that group for one statement. That
@@ -191,7 +191,7 @@ func (r *Router) wait(ctx context.Context, home int, h uint64, hot bool) (int, b
 	began := time.Now()
 	w := &waiter{home: home, any: hot, grant: make(chan int, 1)}
 	r.mu.Lock()
-	spread := !hot && r.spreadsLocked(h, time.Now())
+	spread := !hot && r.spreadsLocked(h, began)
 	w.any = w.any || (spread && r.opts.HomeWait <= 0)
 	r.waiters = append(r.waiters, w)
 	r.queued.Add(1)
@@ -258,7 +258,7 @@ func (r *Router) spreadsLocked(h uint64, now time.Time) bool {
 }
 
 // Released is called as one of group i's connections comes back to its
-// pool (see notifyingConn): the first queued caller that accepts i gets it.
+// pool (see releasingConn): the first queued caller that accepts i gets it.
 func (r *Router) Released(i int) {
 	if r.queued.Load() == 0 {
 		return

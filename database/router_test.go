@@ -228,37 +228,60 @@ func TestRouterQueuedCallerGetsItsHomeWhenFreed(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(withKey(quietKey(r, 0, 0)), 20*time.Second)
 	defer cancel()
+	got := pidOf(t, r, ctx)
+	waitQueued(t, r, 1)
+	_ = held.Rollback()
+	wantServedOn(t, got, home, "the queued quiet caller, its home connection back")
+}
+
+// pidOf runs SELECT pg_backend_pid() through r in the background and
+// sends the backend it ran on (0 if it failed).
+func pidOf(t *testing.T, r *database.Router, ctx context.Context) <-chan int {
+	t.Helper()
 	got := make(chan int, 1)
 	go func() {
 		var pid int
 		if err := r.QueryRowContext(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
-			t.Errorf("queued caller: %v", err)
+			t.Errorf("caller %v: %v", ctx.Value(keyCtx{}), err)
 		}
 		got <- pid
 	}()
-	waitQueued(t, r, 1)
-	_ = held.Rollback()
+	return got
+}
+
+// wantServedOn waits up to 10 s for a pidOf result and checks it is want.
+func wantServedOn(t *testing.T, got <-chan int, want int, who string) {
+	t.Helper()
 	select {
 	case pid := <-got:
-		if pid != home {
-			t.Errorf("queued quiet caller ran on backend %d, want its home %d", pid, home)
+		if pid != want {
+			t.Errorf("%s: ran on backend %d, want %d", who, pid, want)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("the queued caller was not served when its home connection came back")
+		t.Fatalf("%s: not served within 10 s", who)
 	}
 }
 
-// After home_wait, a quiet tenant whose home is still busy takes a free
-// connection of another group.
-func TestRouterQuietTenantTakesAnyAfterHomeWait(t *testing.T) {
-	r := openRouter(t, 2, 2, func(d *config.Database) { d.HomeWait = 50 * time.Millisecond })
+// homeOfGroup0Held opens a router of 2 groups of one connection, keeps
+// group 0's connection busy in a transaction until the test ends, and
+// returns the router and the backend of group 1's connection.
+func homeOfGroup0Held(t *testing.T, adjust func(*config.Database)) (*database.Router, int) {
+	t.Helper()
+	r := openRouter(t, 2, 2, adjust)
 	keys := keysInGroups(t, r)
 	other := backendPID(withKey(keys[1]), t, r)
 	held, err := r.BeginTx(withKey(keys[0]), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = held.Rollback() }()
+	t.Cleanup(func() { _ = held.Rollback() })
+	return r, other
+}
+
+// After home_wait, a quiet tenant whose home is still busy takes a free
+// connection of another group.
+func TestRouterQuietTenantTakesAnyAfterHomeWait(t *testing.T) {
+	r, other := homeOfGroup0Held(t, func(d *config.Database) { d.HomeWait = 50 * time.Millisecond })
 	ctx, cancel := context.WithTimeout(withKey(quietKey(r, 0, 0)), 10*time.Second)
 	defer cancel()
 	if got := backendPID(ctx, t, r); got != other {
@@ -274,17 +297,10 @@ func TestRouterQuietTenantTakesAnyAfterHomeWait(t *testing.T) {
 // with a statement cache for 2 tenants, the third distinct quiet tenant
 // to queue waits at home though another group is free.
 func TestRouterQuietTenantsStayHomeWhenMany(t *testing.T) {
-	r := openRouter(t, 2, 2, func(d *config.Database) {
+	r, other := homeOfGroup0Held(t, func(d *config.Database) {
 		d.HomeWait = 20 * time.Millisecond
 		d.StatementCacheCapacity = 2 * 6
 	})
-	keys := keysInGroups(t, r)
-	other := backendPID(withKey(keys[1]), t, r)
-	held, err := r.BeginTx(withKey(keys[0]), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = held.Rollback() }()
 	for i := range 3 {
 		key := quietKey(r, 0, i)
 		ctx, cancel := context.WithTimeout(withKey(key), 500*time.Millisecond)
@@ -388,40 +404,18 @@ func TestRouterQueueServesTheFirstFreeConnection(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	run := func(key string, into chan<- int) {
-		var pid int
-		if err := r.QueryRowContext(context.WithValue(ctx, keyCtx{}, key), "SELECT pg_backend_pid()").Scan(&pid); err != nil {
-			t.Errorf("caller %s: %v", key, err)
-		}
-		into <- pid
-	}
 	// First a quiet tenant of group 0, then the hot tenant of group 0
 	// (it ran there twice just now): both queue.
-	quiet, busy := make(chan int, 1), make(chan int, 1)
-	go run(quietKey(r, 0, 0), quiet)
+	quiet := pidOf(t, r, context.WithValue(ctx, keyCtx{}, quietKey(r, 0, 0)))
 	waitQueued(t, r, 1)
-	go run(keys[0], busy)
+	busy := pidOf(t, r, context.WithValue(ctx, keyCtx{}, keys[0]))
 	waitQueued(t, r, 2)
 
 	// Group 1 frees up: the quiet caller, first in the queue, waits for
 	// its home, so the hot one takes group 1.
 	_ = holdOther.Rollback()
-	select {
-	case pid := <-busy:
-		if pid != other {
-			t.Errorf("hot caller ran on backend %d, want the freed group's %d (home %d)", pid, other, home)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the hot caller was not served when another group freed up")
-	}
+	wantServedOn(t, busy, other, fmt.Sprintf("the hot caller (home %d), another group freed", home))
 	waitQueued(t, r, 1)
 	_ = holdHome.Rollback()
-	select {
-	case pid := <-quiet:
-		if pid != home {
-			t.Errorf("quiet caller ran on backend %d, want its home %d", pid, home)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the quiet caller was not served when its home freed up")
-	}
+	wantServedOn(t, quiet, home, "the quiet caller, its home freed")
 }
