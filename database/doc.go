@@ -65,10 +65,11 @@
 //     for every connection to keep all their statements prepared
 //     (statement_cache_capacity ÷ 6: 682 tenants at the default). Past
 //     that, quiet tenants wait at home only. Measured both ways: leaving
-//     home after 2 ms brought 100 tenants to 1.5× the plain app's POSTs
-//     with a lower p99, but at 10,000 tenants it halved throughput and
-//     grew backends to 117 MB, every connection preparing and opening
-//     every tenant's statements and relations (docs/BENCHMARKS.md). The
+//     home after 2 ms brought the POST p99 at 100 tenants under the plain
+//     app's (0.79–0.89× in 7 of 8 runs, from 1.01–1.21×), but at 10,000
+//     tenants it halved throughput and grew backends to 117 MB, every
+//     connection preparing and opening every tenant's statements and
+//     relations (docs/BENCHMARKS.md). The
 //     price of waiting at home is a queue per connection, which shows in
 //     p99 at 10,000 tenants; a slow statement of one tenant can delay the
 //     few tenants that share its connection, up to their request deadline.

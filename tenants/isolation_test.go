@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"tenantry/config"
+	"tenantry/database"
 	"tenantry/internal/testenv"
 	"tenantry/migrations"
 	"tenantry/tenants"
@@ -99,6 +100,19 @@ func TestIsolationUnderConcurrency(t *testing.T) {
 			close(errs)
 			for err := range errs {
 				t.Error(err)
+			}
+			// On PostgreSQL the point is that tenants' statements ran on
+			// each other's home connections (database.Router): with 100
+			// clients on 16 connections, homes are busy and statements
+			// overflow or leave home after database.home_wait.
+			if driver == "postgres" {
+				pool, err := database.Pool(env.App.DB)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if pool.Overflows() == 0 {
+					t.Error("no statement ran outside its tenant's home connection group: the routing was not exercised")
+				}
 			}
 
 			layout, err := tenants.NewLayout(tenants.Strategy(config.DefaultStrategy(driver)), migrations.Dialect(driver))
