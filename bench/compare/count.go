@@ -82,8 +82,8 @@ func (s *sitting) count(ctx context.Context, n int) (countResult, error) {
 			}
 			for _, a := range order {
 				var sides []func(context.Context)
-				if o.pprofOut != "" && mix == "read" && a.name == "tenantry" && r == profileRound {
-					sides = append(sides, s.profileDuring(ctx, n))
+				if o.pprofOut != "" && a.name == "tenantry" && r == profileRound {
+					sides = append(sides, s.profileDuring(ctx, n, mix))
 				}
 				res, err := measure(ctx, o, s.bins["load"], a, mix, s.pg, sides...)
 				if err != nil {
@@ -119,7 +119,7 @@ func (s *sitting) count(ctx context.Context, n int) (countResult, error) {
 // profileDuring returns a side job for measure that, once the run's warm-up
 // has passed, fetches a CPU profile of tenantry into -pprof-out. A failure
 // is a warning: the figures do not depend on it.
-func (s *sitting) profileDuring(ctx context.Context, n int) func(context.Context) {
+func (s *sitting) profileDuring(ctx context.Context, n int, mix string) func(context.Context) {
 	return func(run context.Context) {
 		select {
 		case <-time.After(s.o.warmup):
@@ -127,12 +127,12 @@ func (s *sitting) profileDuring(ctx context.Context, n int) func(context.Context
 			return
 		}
 		secs := max(1, min(10, int(s.o.duration.Seconds())))
-		path := filepath.Join(s.o.pprofOut, fmt.Sprintf("tenantry-%d-tenants-read.pprof", n))
+		path := filepath.Join(s.o.pprofOut, fmt.Sprintf("tenantry-%d-tenants-%s.pprof", n, mix))
 		// ctx, not run: the profile may outlast a short run by a little.
 		if err := s.api.profile(ctx, secs, path); err != nil {
 			logf("warning: %d tenants: no CPU profile: %v", n, err)
 			return
 		}
-		logf("%d tenants: %d s CPU profile of tenantry written to %s", n, secs, path)
+		logf("%d tenants: %d s CPU profile of tenantry (%s mix) written to %s", n, secs, mix, path)
 	}
 }

@@ -138,7 +138,7 @@ func main() {
 	flag.StringVar(&mixes, "mixes", "read,post", "mixes to run, in order")
 	flag.IntVar(&o.provisioners, "provision-jobs", 4, "tenants created at a time")
 	flag.IntVar(&o.provisionAt, "provision-at", 1000, "tenant count at which to measure reads while tenants are created at 1/s (0: never; the default only applies when the count is in -tenants)")
-	flag.StringVar(&o.pprofOut, "pprof-out", "", "directory for tenantry CPU profiles, one per count (empty: none)")
+	flag.StringVar(&o.pprofOut, "pprof-out", "", "directory for tenantry CPU profiles, one per count and mix (empty: none)")
 	flag.StringVar(&o.out, "out", "", "also write the markdown report to this file")
 	flag.BoolVar(&o.keep, "keep", false, "keep the scratch databases")
 	flag.BoolVar(&o.accessLog, "access-log", false, "run tenantry with log.level info and a JSON access line per request (false: log.level warn, log.access off)")
