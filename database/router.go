@@ -115,8 +115,9 @@ func (r *Router) home(h uint64) int { return int(h % uint64(len(r.groups))) }
 
 // pick returns the group to run ctx's next statement or transaction on,
 // waiting in the router's queue (wait) when the group it may take has no
-// free connection.
-func (r *Router) pick(ctx context.Context) (g *group, granted bool) {
+// free connection; promised tells whether the group counts a promise for
+// the caller, which done ends.
+func (r *Router) pick(ctx context.Context) (g *group, promised bool) {
 	if len(r.groups) == 1 {
 		return &r.groups[0], false
 	}
@@ -131,16 +132,16 @@ func (r *Router) pick(ctx context.Context) (g *group, granted bool) {
 	home.record(h)
 	// With nobody queued, a free home connection is taken at once; with
 	// callers queued, they come first.
-	if r.queued.Load() == 0 && home.room() > 0 {
-		return home, false
+	if r.queued.Load() == 0 && home.reserve() {
+		return home, true
 	}
 	if hot {
 		// Probe in a fixed order from home, so a hot tenant's overflow
 		// lands on the same few neighbours and stays prepared there.
 		for i := 1; i < len(r.groups); i++ {
-			if g := &r.groups[(start+i)%len(r.groups)]; r.queued.Load() == 0 && g.room() > 0 {
+			if g := &r.groups[(start+i)%len(r.groups)]; r.queued.Load() == 0 && g.reserve() {
 				r.overflows.Add(1)
-				return g, false
+				return g, true
 			}
 		}
 	}
@@ -322,9 +323,9 @@ type group struct {
 	// taking a large part of the group's work.
 	recent [recentPicks]atomic.Uint64
 	next   atomic.Uint32
-	// promised counts callers granted this group by the queue whose
-	// method has not returned yet: a connection that came back for one of
-	// them is not free for anybody else.
+	// promised counts callers this group was promised to (reserve, or a
+	// grant of the queue) whose method has not returned yet: a connection
+	// free or coming back for one of them is not free for anybody else.
 	promised atomic.Int64
 	// waits and waited count the callers that queued in the router for
 	// this group (or, given up, for their home) and the time they spent
@@ -347,18 +348,30 @@ func (g *group) stats() sql.DBStats {
 	return s
 }
 
-// done ends a caller's use of g's methods.
-func (g *group) done(granted bool) {
-	if granted {
+// done ends a caller's use of g's methods, and the promise pick made it.
+func (g *group) done(promised bool) {
+	if promised {
 		g.promised.Add(-1)
 	}
 }
 
+// reserve promises one of g's connections to the caller if one is free,
+// counting the promise before looking, so that two callers never both take
+// the last free connection: the loser would wait inside g for as long as
+// the winner holds it, a transaction blocked on a lock included, while
+// other groups stand free (seen in CI before promises covered this path).
+func (g *group) reserve() bool {
+	p := g.promised.Add(1)
+	s := g.db.Stats()
+	if s.MaxOpenConnections <= 0 || int64(s.InUse)+p <= int64(s.MaxOpenConnections) {
+		return true
+	}
+	g.promised.Add(-1)
+	return false
+}
+
 // room is how many connections g can hand out without waiting: idle ones
-// and room to open more, less those promised to queued callers. It is a
-// snapshot, so two callers may both see the last free connection; the
-// loser waits briefly in that group, which costs latency, never
-// correctness.
+// and room to open more, less those promised.
 func (g *group) room() int {
 	s := g.db.Stats()
 	if s.MaxOpenConnections <= 0 {
@@ -397,44 +410,44 @@ func fnv1a(s string) uint64 {
 
 // PrepareContext prepares query on ctx's group.
 func (r *Router) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {
-	g, granted := r.pick(ctx)
-	defer g.done(granted)
+	g, promised := r.pick(ctx)
+	defer g.done(promised)
 	return g.db.PrepareContext(ctx, query)
 }
 
 // ExecContext runs query on ctx's group.
 func (r *Router) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	g, granted := r.pick(ctx)
-	defer g.done(granted)
+	g, promised := r.pick(ctx)
+	defer g.done(promised)
 	return g.db.ExecContext(ctx, query, args...)
 }
 
 // QueryContext runs query on ctx's group.
 func (r *Router) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	g, granted := r.pick(ctx)
-	defer g.done(granted)
+	g, promised := r.pick(ctx)
+	defer g.done(promised)
 	return g.db.QueryContext(ctx, query, args...)
 }
 
 // QueryRowContext runs query on ctx's group.
 func (r *Router) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	g, granted := r.pick(ctx)
-	defer g.done(granted)
+	g, promised := r.pick(ctx)
+	defer g.done(promised)
 	return g.db.QueryRowContext(ctx, query, args...)
 }
 
 // BeginTx starts a transaction on one connection of ctx's group; every
 // statement of the transaction then runs on that connection.
 func (r *Router) BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error) {
-	g, granted := r.pick(ctx)
-	defer g.done(granted)
+	g, promised := r.pick(ctx)
+	defer g.done(promised)
 	return g.db.BeginTx(ctx, opts)
 }
 
 // PingContext checks that the database answers, through ctx's group.
 func (r *Router) PingContext(ctx context.Context) error {
-	g, granted := r.pick(ctx)
-	defer g.done(granted)
+	g, promised := r.pick(ctx)
+	defer g.done(promised)
 	return g.db.PingContext(ctx)
 }
 
@@ -486,7 +499,7 @@ func (r *Router) Close() error {
 // Conn returns a dedicated connection of ctx's group, for work that needs
 // one session throughout; the caller must Close it.
 func (r *Router) Conn(ctx context.Context) (*sql.Conn, error) {
-	g, granted := r.pick(ctx)
-	defer g.done(granted)
+	g, promised := r.pick(ctx)
+	defer g.done(promised)
 	return g.db.Conn(ctx)
 }

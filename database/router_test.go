@@ -419,3 +419,47 @@ func TestRouterQueueServesTheFirstFreeConnection(t *testing.T) {
 	_ = holdHome.Rollback()
 	wantServedOn(t, quiet, home, "the quiet caller, its home freed")
 }
+
+// Callers that find the same last free connection never both take it: one
+// takes it and the others queue for the whole pool, to be served by the
+// next connection to come back, instead of waiting inside that one group
+// for as long as the first holds it (a transaction blocked on a lock, say).
+func TestRouterCallersNeverShareTheLastConnection(t *testing.T) {
+	const callers = 8
+	r := openRouter(t, 2, 2)
+	keys := keysInGroups(t, r)
+	hot := withKey(keys[0])
+	backendPID(hot, t, r) // keys[0] is now hot in group 0
+	for round := range 5 {
+		held, err := r.BeginTx(withKey(keys[0]), nil) // group 0 busy
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(hot, 20*time.Second)
+		start := make(chan struct{})
+		txs := make(chan *sql.Tx, callers)
+		for range callers {
+			go func() {
+				<-start
+				tx, err := r.BeginTx(ctx, nil)
+				if err != nil {
+					t.Errorf("round %d: %v", round, err)
+				}
+				txs <- tx
+			}()
+		}
+		close(start)
+		first := <-txs // took group 1
+		waitQueued(t, r, callers-1)
+		_ = held.Rollback()
+		if first != nil {
+			_ = first.Rollback()
+		}
+		for range callers - 1 { // each frees its connection for the next
+			if tx := <-txs; tx != nil {
+				_ = tx.Rollback()
+			}
+		}
+		cancel()
+	}
+}
