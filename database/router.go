@@ -181,11 +181,9 @@ func (w *waiter) accepts(i int) bool { return w.any || w.home == i }
 // (docs/BENCHMARKS.md), so quiet tenants then wait at home only.
 //
 // Connections tell the router when they come back (Released); a grant
-// names a group whose connection is on its way back, not a reserved
-// connection, so a caller that arrives in between may take it first and
-// the granted one then waits inside that group for one statement. That
-// costs latency, never correctness. A granted group counts the grant as
-// taken (promised) until the caller's method returns. If the caller's
+// names the group whose connection is on its way back, and the group
+// counts it as promised until the caller's method returns, so a caller
+// arriving in between does not take it (reserve). If the caller's
 // context ends, wait returns its home, not granted, and the statement
 // fails there with the context's error.
 func (r *Router) wait(ctx context.Context, home int, h uint64, hot bool) (int, bool) {
@@ -361,9 +359,8 @@ func (g *group) done(promised bool) {
 // the winner holds it, a transaction blocked on a lock included, while
 // other groups stand free (seen in CI before promises covered this path).
 func (g *group) reserve() bool {
-	p := g.promised.Add(1)
-	s := g.db.Stats()
-	if s.MaxOpenConnections <= 0 || int64(s.InUse)+p <= int64(s.MaxOpenConnections) {
+	g.promised.Add(1)
+	if g.room() >= 0 {
 		return true
 	}
 	g.promised.Add(-1)
